@@ -1,0 +1,34 @@
+# Shared set-up steps for scripts/test.sh and scripts/demo.sh (sourced, not run).
+
+setup_venv() {
+  # $1: the extra to install (dev or demo).
+  local extra="$1" stamp
+  if [ ! -x .venv/bin/python ]; then
+    python3 -m venv .venv
+  fi
+  stamp=".venv/.asynclocal-$extra-$(sha1sum pyproject.toml | cut -c1-12)"
+  if [ ! -f "$stamp" ]; then
+    .venv/bin/python -m pip install -q --upgrade pip
+    .venv/bin/python -m pip install -q -e ".[$extra]"
+    touch "$stamp"
+  fi
+}
+
+setup_system_packages() {
+  # Real servers for the integration tests; the tests start and stop them.
+  local need=()
+  command -v redis-server >/dev/null 2>&1 || need+=(redis-server)
+  if ! command -v initdb >/dev/null 2>&1 && ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then
+    need+=(postgresql)
+  fi
+  if [ "${#need[@]}" -gt 0 ]; then
+    if [ "$(id -u)" = "0" ] && command -v apt-get >/dev/null 2>&1; then
+      echo "== installing ${need[*]} with apt-get"
+      export DEBIAN_FRONTEND=noninteractive
+      apt-get update -q >/dev/null
+      apt-get install -y -q --no-install-recommends "${need[@]}" >/dev/null
+    else
+      echo "warning: ${need[*]} missing and apt-get unavailable; those tests will fail" >&2
+    fi
+  fi
+}

@@ -1,0 +1,242 @@
+"""`RequestContext`: what deep code needs to know about the request it serves."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator, Mapping
+from http.cookies import CookieError, SimpleCookie
+from typing import Any
+
+from .._storage import AsyncLocalStorage
+
+__all__ = [
+    "NoRequestContext",
+    "RequestContext",
+    "current_request",
+    "request_id",
+    "request_storage",
+]
+
+_MISSING: Any = object()
+
+
+class NoRequestContext(LookupError):
+    """Raised by `current_request()` when the calling code does not serve a request."""
+
+    def __init__(self, message: str | None = None) -> None:
+        super().__init__(
+            message
+            or "no request context is active here. Install the request middleware for your "
+            "framework (asynclocal.web.asgi.RequestContextMiddleware for Starlette/FastAPI/"
+            "Litestar/Django ASGI, asynclocal.web.wsgi.RequestContextMiddleware for Flask/"
+            "Django WSGI, asynclocal.web.aiohttp.request_context_middleware for aiohttp), or "
+            "wrap the code in asynclocal.with_request_context(request, handler). Work started "
+            "in a thread, process or task queue also needs asynclocal.threads/processes "
+            "propagation."
+        )
+
+
+class RequestContext:
+    """The state of one request, shared (never copied) by all code serving it.
+
+    Fields set by the middleware: `request_id`, `method`, `path`, `route` (when
+    the framework knows it), `client` (the peer address, ``"host:port"`` or
+    None), `started_at` (wall-clock seconds since the epoch) and `headers`
+    (lower-cased names). `cookies` is parsed from the ``Cookie`` header on first
+    use; a malformed header yields the cookies that could be parsed.
+
+    Filled by the app (usually in the middleware's `on_request` hook): `user`,
+    `access_token` and `refresh_token`. The tokens are secrets: `repr()` hides
+    them, the logging integration never prints them, and propagation never
+    sends them unless explicitly allow-listed.
+
+    Trace fields: `trace_id`, `span_id` (W3C hex) and the causation chain
+    `root_request_id` / `parent_request_id`.
+
+    App-defined fields go through `get(key, default)` / `set(key, value)`.
+    """
+
+    __slots__ = (
+        "__weakref__",
+        "_cookies",
+        "_fields",
+        "access_token",
+        "client",
+        "headers",
+        "method",
+        "parent_request_id",
+        "path",
+        "refresh_token",
+        "request_id",
+        "root_request_id",
+        "route",
+        "span_id",
+        "started_at",
+        "started_monotonic",
+        "trace_id",
+        "user",
+    )
+
+    def __init__(
+        self,
+        request_id: str,
+        *,
+        method: str = "",
+        path: str = "",
+        route: str | None = None,
+        client: str | None = None,
+        headers: Mapping[str, str] | None = None,
+        user: Any = None,
+        access_token: str | None = None,
+        refresh_token: str | None = None,
+        trace_id: str | None = None,
+        span_id: str | None = None,
+        root_request_id: str | None = None,
+        parent_request_id: str | None = None,
+        started_at: float | None = None,
+        fields: Mapping[str, Any] | None = None,
+    ) -> None:
+        if not isinstance(request_id, str) or not request_id:
+            raise TypeError(
+                f"RequestContext(request_id) must be a non-empty str, got {request_id!r:.40}"
+            )
+        self.request_id = request_id
+        self.method = method
+        self.path = path
+        self.route = route
+        self.client = client
+        self.headers: Mapping[str, str] = (
+            {k.lower(): v for k, v in headers.items()} if headers else {}
+        )
+        self.user = user
+        self.access_token = access_token
+        self.refresh_token = refresh_token
+        self.trace_id = trace_id
+        self.span_id = span_id
+        self.root_request_id = root_request_id or request_id
+        self.parent_request_id = parent_request_id
+        self.started_at = time.time() if started_at is None else started_at
+        self.started_monotonic = time.perf_counter()
+        self._cookies: dict[str, str] | None = None
+        self._fields: dict[str, Any] = dict(fields) if fields else {}
+
+    # -- cookies ----------------------------------------------------------
+
+    @property
+    def cookies(self) -> Mapping[str, str]:
+        """Cookies from the ``Cookie`` header, parsed on first use, tolerant of junk."""
+        if self._cookies is None:
+            self._cookies = parse_cookie_header(self.headers.get("cookie", ""))
+        return self._cookies
+
+    # -- app fields ---------------------------------------------------------
+
+    def get(self, key: str, default: Any = None) -> Any:
+        """The app field `key`, or `default` when it was never set."""
+        return self._fields.get(key, default)
+
+    def set(self, key: str, value: Any) -> None:
+        """Set the app field `key` for the rest of the request.
+
+        Raises:
+            TypeError: `key` is not a string.
+        """
+        if not isinstance(key, str):
+            raise TypeError(f"RequestContext.set() key must be a str, got {type(key).__name__}")
+        self._fields[key] = value
+
+    def set_if_absent(self, key: str, value: Any) -> Any:
+        """Set `key` only when it has no value yet; return the value now stored."""
+        if not isinstance(key, str):
+            raise TypeError(
+                f"RequestContext.set_if_absent() key must be a str, got {type(key).__name__}"
+            )
+        return self._fields.setdefault(key, value)
+
+    def delete(self, key: str) -> None:
+        """Remove the app field `key` if present."""
+        self._fields.pop(key, None)
+
+    @property
+    def fields(self) -> Mapping[str, Any]:
+        """A read-only view of the app fields."""
+        from types import MappingProxyType
+
+        return MappingProxyType(self._fields)
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._fields
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._fields)
+
+    # -- misc ---------------------------------------------------------------
+
+    @property
+    def elapsed(self) -> float:
+        """Seconds since the request started (monotonic clock)."""
+        return time.perf_counter() - self.started_monotonic
+
+    @property
+    def user_id(self) -> str | None:
+        """A printable id for `user`: its `id` attribute or key, else `str(user)`; None if no user."""
+        user = self.user
+        if user is None:
+            return None
+        if isinstance(user, Mapping):
+            uid = user.get("id", user.get("sub", _MISSING))
+        else:
+            uid = getattr(user, "id", _MISSING)
+        return str(user if uid is _MISSING else uid)
+
+    def __repr__(self) -> str:
+        token = "<hidden>" if self.access_token else None
+        return (
+            f"RequestContext(request_id={self.request_id!r}, method={self.method!r}, "
+            f"path={self.path!r}, user_id={self.user_id!r}, access_token={token})"
+        )
+
+
+def parse_cookie_header(header: str) -> dict[str, str]:
+    """Parse a ``Cookie`` header; malformed pairs are skipped, never raise."""
+    cookies: dict[str, str] = {}
+    if not header:
+        return cookies
+    for chunk in header.split(";"):
+        name, sep, value = chunk.partition("=")
+        name = name.strip()
+        if not sep or not name:
+            continue
+        value = value.strip()
+        if len(value) >= 2 and value[0] == value[-1] == '"':
+            try:
+                parsed: SimpleCookie = SimpleCookie()
+                parsed.load(f"{name}={value}")
+                morsel = parsed.get(name)
+                value = morsel.value if morsel is not None else value[1:-1]
+            except CookieError:
+                value = value[1:-1]
+        cookies.setdefault(name, value)
+    return cookies
+
+
+#: The storage that holds the current request's `RequestContext`.
+request_storage: AsyncLocalStorage[RequestContext] = AsyncLocalStorage(name="asynclocal.request")
+
+
+def current_request() -> RequestContext:
+    """The `RequestContext` of the request being served.
+
+    Raises:
+        NoRequestContext: no request is active here; the message names the middleware to install.
+    """
+    ctx = request_storage.get_store()
+    if ctx is None:
+        raise NoRequestContext()
+    return ctx
+
+
+def request_id() -> str | None:
+    """The current request's id, or None outside a request."""
+    ctx = request_storage.get_store()
+    return None if ctx is None else ctx.request_id
