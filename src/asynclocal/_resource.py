@@ -37,7 +37,15 @@ class AsyncResource:
         ValueError: `type` is empty or `trigger_async_id` is negative.
     """
 
-    __slots__ = ("__weakref__", "_async_id", "_copy", "_destroyed", "_finalizer", "_trigger_id", "_type")
+    __slots__ = (
+        "__weakref__",
+        "_async_id",
+        "_copy",
+        "_destroyed",
+        "_finalizer",
+        "_trigger_id",
+        "_type",
+    )
 
     def __init__(
         self,

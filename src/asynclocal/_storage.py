@@ -113,7 +113,8 @@ class AsyncLocalStorage(Generic[T]):
             raise ValueError("AsyncLocalStorage(name=...) must not be empty or blank")
         if not isinstance(cross_process, bool):
             raise TypeError(
-                f"AsyncLocalStorage(cross_process=...) must be a bool, got {type(cross_process).__name__}"
+                "AsyncLocalStorage(cross_process=...) must be a bool, "
+                f"got {type(cross_process).__name__}"
             )
         self._name = name
         self._default = default
@@ -202,7 +203,7 @@ class AsyncLocalStorage(Generic[T]):
         finally:
             var.reset(token)
         if type(result) is CoroutineType:
-            return _await_with_store(var, store, self._default, result)  # type: ignore[return-value]
+            return _await_with_store(var, store, self._default, result)  # type: ignore[return-value,arg-type]
         return result
 
     def exit(self, fn: Callable[P, R], /, *args: P.args, **kwargs: P.kwargs) -> R:
@@ -224,7 +225,7 @@ class AsyncLocalStorage(Generic[T]):
         finally:
             var.reset(token)
         if type(result) is CoroutineType:
-            return _await_with_store(var, self._default, self._default, result)  # type: ignore[return-value]
+            return _await_with_store(var, self._default, self._default, result)  # type: ignore[return-value,arg-type]
         return result
 
     def enter_with(self, store: T) -> None:

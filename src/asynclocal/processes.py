@@ -106,7 +106,7 @@ def _call_with_payload(
     return fn(*args, **kwargs)
 
 
-class with_stores(Generic[R]):  # noqa: N801 - used like a function
+class with_stores(Generic[R]):
     """A picklable callable that runs `fn` in a clean context holding `payload`'s stores.
 
     `with_stores(fn)` captures the stores visible now; call the result in any
@@ -155,7 +155,9 @@ def _pool_apply_async(
     return _orig_apply_async(self, with_stores(func), args, kwds or {}, callback, error_callback)
 
 
-def _pool_map_async(self: Any, func: Callable[..., Any], iterable: Any, mapper: Any, *rest: Any) -> Any:
+def _pool_map_async(
+    self: Any, func: Callable[..., Any], iterable: Any, mapper: Any, *rest: Any
+) -> Any:
     # `map`, `map_async`, `starmap` and `starmap_async` all go through here.
     return _orig_map_async(self, with_stores(func), iterable, mapper, *rest)
 
@@ -164,12 +166,15 @@ def _pool_imap(self: Any, func: Callable[..., Any], iterable: Any, chunksize: in
     return _orig_imap(self, with_stores(func), iterable, chunksize)
 
 
-def _pool_imap_unordered(self: Any, func: Callable[..., Any], iterable: Any, chunksize: int = 1) -> Any:
+def _pool_imap_unordered(
+    self: Any, func: Callable[..., Any], iterable: Any, chunksize: int = 1
+) -> Any:
     return _orig_imap_unordered(self, with_stores(func), iterable, chunksize)
 
 
 class ProcessPoolExecutor(_StdProcessPool):
-    """A `concurrent.futures.ProcessPoolExecutor` whose jobs see the submitter's cross-process stores."""
+    """A `concurrent.futures.ProcessPoolExecutor` whose jobs see the submitter's
+    cross-process stores."""
 
     def submit(self, fn: Callable[..., R], /, *args: Any, **kwargs: Any) -> Future[R]:
         return _pp_submit(self, fn, *args, **kwargs)
@@ -178,13 +183,13 @@ class ProcessPoolExecutor(_StdProcessPool):
 class _ContextPool(_StdPool):
     """A `multiprocessing.pool.Pool` whose tasks see the caller's cross-process stores."""
 
-    apply_async = _pool_apply_async  # type: ignore[assignment]
+    apply_async = _pool_apply_async
     _map_async = _pool_map_async
     imap = _pool_imap  # type: ignore[assignment]
     imap_unordered = _pool_imap_unordered  # type: ignore[assignment]
 
 
-def Pool(  # noqa: N802 - mirrors multiprocessing.Pool
+def Pool(
     processes: int | None = None,
     initializer: Callable[..., object] | None = None,
     initargs: Iterable[Any] = (),
@@ -213,7 +218,8 @@ def _process_start(self: multiprocessing.process.BaseProcess) -> None:
 
 
 class Process(multiprocessing.Process):
-    """A `multiprocessing.Process` whose target sees the cross-process stores of the caller of `start()`."""
+    """A `multiprocessing.Process` whose target sees the cross-process stores of the
+    caller of `start()`."""
 
     def start(self) -> None:
         _process_start(self)
@@ -221,6 +227,20 @@ class Process(multiprocessing.Process):
 
 _lock = threading.Lock()
 _installed = False
+
+_PATCHED: tuple[tuple[type, str], ...] = (
+    (_StdProcessPool, "submit"),
+    (_StdPool, "apply_async"),
+    (_StdPool, "_map_async"),
+    (_StdPool, "imap"),
+    (_StdPool, "imap_unordered"),
+    (multiprocessing.process.BaseProcess, "start"),
+)
+
+
+def _patch(*values: object) -> None:
+    for (cls, attr), value in zip(_PATCHED, values, strict=True):
+        setattr(cls, attr, value)
 
 
 def install() -> None:
@@ -235,12 +255,14 @@ def install() -> None:
     with _lock:
         if _installed:
             return
-        _StdProcessPool.submit = _pp_submit  # type: ignore[method-assign]
-        _StdPool.apply_async = _pool_apply_async  # type: ignore[method-assign]
-        _StdPool._map_async = _pool_map_async  # type: ignore[attr-defined]
-        _StdPool.imap = _pool_imap  # type: ignore[method-assign]
-        _StdPool.imap_unordered = _pool_imap_unordered  # type: ignore[method-assign]
-        multiprocessing.process.BaseProcess.start = _process_start  # type: ignore[method-assign]
+        _patch(
+            _pp_submit,
+            _pool_apply_async,
+            _pool_map_async,
+            _pool_imap,
+            _pool_imap_unordered,
+            _process_start,
+        )
         _installed = True
 
 
@@ -250,12 +272,14 @@ def uninstall() -> None:
     with _lock:
         if not _installed:
             return
-        _StdProcessPool.submit = _orig_pp_submit  # type: ignore[method-assign]
-        _StdPool.apply_async = _orig_apply_async  # type: ignore[method-assign]
-        _StdPool._map_async = _orig_map_async  # type: ignore[attr-defined]
-        _StdPool.imap = _orig_imap  # type: ignore[method-assign]
-        _StdPool.imap_unordered = _orig_imap_unordered  # type: ignore[method-assign]
-        multiprocessing.process.BaseProcess.start = _orig_process_start  # type: ignore[method-assign]
+        _patch(
+            _orig_pp_submit,
+            _orig_apply_async,
+            _orig_map_async,
+            _orig_imap,
+            _orig_imap_unordered,
+            _orig_process_start,
+        )
         _installed = False
 
 

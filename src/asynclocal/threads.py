@@ -27,7 +27,7 @@ import contextvars
 import threading
 from collections.abc import Callable
 from concurrent.futures import Future
-from typing import Any, ParamSpec, TypeVar
+from typing import ParamSpec, TypeVar
 
 __all__ = ["Thread", "ThreadPoolExecutor", "install", "installed", "uninstall"]
 
@@ -41,7 +41,7 @@ _StdExecutor = concurrent.futures.ThreadPoolExecutor
 _orig_thread_start = _StdThread.start
 _orig_thread_bootstrap_inner = _StdThread._bootstrap_inner  # type: ignore[attr-defined]
 _orig_submit = _StdExecutor.submit
-_orig_adjust_thread_count = _StdExecutor._adjust_thread_count  # type: ignore[attr-defined]
+_orig_adjust_thread_count = _StdExecutor._adjust_thread_count
 
 _CTX_ATTR = "_asynclocal_context"
 
@@ -112,6 +112,11 @@ _lock = threading.Lock()
 _installed = False
 
 
+def _patch(*patches: tuple[type, str, object]) -> None:
+    for cls, attr, value in patches:
+        setattr(cls, attr, value)
+
+
 def install() -> None:
     """Make the standard thread APIs carry the caller's context. Idempotent.
 
@@ -124,10 +129,12 @@ def install() -> None:
     with _lock:
         if _installed:
             return
-        _StdThread.start = _start_with_context  # type: ignore[method-assign]
-        _StdThread._bootstrap_inner = _bootstrap_inner_in_context  # type: ignore[attr-defined]
-        _StdExecutor.submit = _submit_in_context  # type: ignore[method-assign,assignment]
-        _StdExecutor._adjust_thread_count = _adjust_thread_count_empty  # type: ignore[attr-defined]
+        _patch(
+            (_StdThread, "start", _start_with_context),
+            (_StdThread, "_bootstrap_inner", _bootstrap_inner_in_context),
+            (_StdExecutor, "submit", _submit_in_context),
+            (_StdExecutor, "_adjust_thread_count", _adjust_thread_count_empty),
+        )
         _installed = True
 
 
@@ -137,10 +144,12 @@ def uninstall() -> None:
     with _lock:
         if not _installed:
             return
-        _StdThread.start = _orig_thread_start  # type: ignore[method-assign]
-        _StdThread._bootstrap_inner = _orig_thread_bootstrap_inner  # type: ignore[attr-defined]
-        _StdExecutor.submit = _orig_submit  # type: ignore[method-assign]
-        _StdExecutor._adjust_thread_count = _orig_adjust_thread_count  # type: ignore[attr-defined]
+        _patch(
+            (_StdThread, "start", _orig_thread_start),
+            (_StdThread, "_bootstrap_inner", _orig_thread_bootstrap_inner),
+            (_StdExecutor, "submit", _orig_submit),
+            (_StdExecutor, "_adjust_thread_count", _orig_adjust_thread_count),
+        )
         _installed = False
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from http.cookies import CookieError, SimpleCookie
 from typing import Any
 
@@ -12,9 +12,13 @@ from .._storage import AsyncLocalStorage
 __all__ = [
     "NoRequestContext",
     "RequestContext",
+    "RequestRejected",
+    "add_request_initializer",
     "current_request",
+    "remove_request_initializer",
     "request_id",
     "request_storage",
+    "run_request_initializers",
 ]
 
 _MISSING: Any = object()
@@ -34,6 +38,17 @@ class NoRequestContext(LookupError):
             "in a thread, process or task queue also needs asynclocal.threads/processes "
             "propagation."
         )
+
+
+class RequestRejected(Exception):
+    """Base for errors that every web integration turns into an HTTP status response.
+
+    Subclasses set `status_code` (e.g. `asynclocal.patterns.rbac.Forbidden` uses
+    403). The response body is `public_message`, never the exception's details.
+    """
+
+    status_code: int = 400
+    public_message: str = "Bad Request"
 
 
 class RequestContext:
@@ -60,6 +75,8 @@ class RequestContext:
         "__weakref__",
         "_cookies",
         "_fields",
+        "_response_callbacks",
+        "_response_headers",
         "access_token",
         "client",
         "headers",
@@ -119,6 +136,48 @@ class RequestContext:
         self.started_monotonic = time.perf_counter()
         self._cookies: dict[str, str] | None = None
         self._fields: dict[str, Any] = dict(fields) if fields else {}
+        self._response_headers: list[tuple[str, str]] = []
+        self._response_callbacks: list[Callable[[], Iterable[tuple[str, str]]]] = []
+
+    # -- response headers ---------------------------------------------------
+
+    def add_response_header(self, name: str, value: str) -> None:
+        """Ask the middleware to add `name: value` to this request's response.
+
+        Raises:
+            ValueError: the name or value contains CR, LF or other control characters.
+        """
+        _check_header("name", name)
+        _check_header("value", value)
+        self._response_headers.append((name, value))
+
+    def on_response(self, callback: Callable[[], Iterable[tuple[str, str]]]) -> None:
+        """Register `callback`, called when the response starts, returning headers to add.
+
+        Used for values known only at the end of the handler (``Server-Timing``).
+        """
+        if not callable(callback):
+            raise TypeError(
+                f"RequestContext.on_response() expected a callable, got {type(callback).__name__}"
+            )
+        self._response_callbacks.append(callback)
+
+    def response_headers(self) -> list[tuple[str, str]]:
+        """The headers the middleware must add now: added ones, then callbacks' (validated).
+
+        A callback that raises or returns an invalid header is skipped, never
+        breaking the response.
+        """
+        headers = list(self._response_headers)
+        for callback in self._response_callbacks:
+            try:
+                for name, value in callback():
+                    _check_header("name", name)
+                    _check_header("value", value)
+                    headers.append((name, value))
+            except Exception:  # a broken callback must not break the response
+                continue
+        return headers
 
     # -- cookies ----------------------------------------------------------
 
@@ -179,7 +238,9 @@ class RequestContext:
 
     @property
     def user_id(self) -> str | None:
-        """A printable id for `user`: its `id` attribute or key, else `str(user)`; None if no user."""
+        """A printable id for `user`: its `id` attribute or key, else `str(user)`.
+
+        None when there is no user."""
         user = self.user
         if user is None:
             return None
@@ -194,6 +255,15 @@ class RequestContext:
         return (
             f"RequestContext(request_id={self.request_id!r}, method={self.method!r}, "
             f"path={self.path!r}, user_id={self.user_id!r}, access_token={token})"
+        )
+
+
+def _check_header(what: str, text: str) -> None:
+    if not isinstance(text, str):
+        raise TypeError(f"response header {what} must be a str, got {type(text).__name__}")
+    if (what == "name" and not text) or any(ord(c) < 32 or ord(c) == 127 for c in text):
+        raise ValueError(
+            f"response header {what} must be non-empty text without CR, LF or control characters"
         )
 
 
@@ -240,3 +310,32 @@ def request_id() -> str | None:
     """The current request's id, or None outside a request."""
     ctx = request_storage.get_store()
     return None if ctx is None else ctx.request_id
+
+
+_initializers: tuple[Callable[[RequestContext], None], ...] = ()
+
+
+def add_request_initializer(fn: Callable[[RequestContext], None]) -> None:
+    """Run `fn(ctx)` for every new `RequestContext`, before the app's `on_request` hook.
+
+    Every middleware and `with_request_context` call the initializers once the
+    context is built from the incoming request (propagation uses this to
+    continue the caller's trace). Idempotent per function.
+    """
+    global _initializers
+    if not callable(fn):
+        raise TypeError(f"add_request_initializer() expected a callable, got {type(fn).__name__}")
+    if fn not in _initializers:
+        _initializers = (*_initializers, fn)
+
+
+def remove_request_initializer(fn: Callable[[RequestContext], None]) -> None:
+    """Stop running `fn` for new requests. Idempotent."""
+    global _initializers
+    _initializers = tuple(f for f in _initializers if f is not fn)
+
+
+def run_request_initializers(ctx: RequestContext) -> None:
+    """Run the registered initializers on `ctx` (middleware call this)."""
+    for fn in _initializers:
+        fn(ctx)

@@ -1,0 +1,1 @@
+"""Shared test support: real servers on 127.0.0.1."""
