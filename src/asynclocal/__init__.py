@@ -24,6 +24,7 @@ from .request import (
     current_request,
     request_id,
     request_storage,
+    with_request_context,
 )
 
 __all__ = [
@@ -35,6 +36,25 @@ __all__ = [
     "current_request",
     "request_id",
     "request_storage",
+    "with_request_context",
 ]
 
 __version__ = "0.1.0"
+
+
+def _enable_from_environment() -> None:
+    # ASYNCLOCAL_HOOKS / ASYNCLOCAL_DEBUG turn tracing tools on at start-up; the
+    # modules are imported only when asked for, so the core stays stdlib-only and cheap.
+    import os
+
+    if os.environ.get("ASYNCLOCAL_HOOKS"):
+        from .hooks import enable_from_env as _enable_hooks
+
+        _enable_hooks()
+    if os.environ.get("ASYNCLOCAL_DEBUG"):
+        from .debug import enable_from_env as _enable_debug
+
+        _enable_debug()
+
+
+_enable_from_environment()

@@ -6,9 +6,11 @@ import functools
 import weakref
 from collections.abc import Callable
 from contextvars import copy_context
+from types import CoroutineType
 from typing import Any, ParamSpec, TypeVar
 
 from . import _async_ids
+from ._snapshot import run_coroutine_in
 
 __all__ = ["AsyncResource"]
 
@@ -22,7 +24,8 @@ class AsyncResource:
     Construction captures the current context (every storage's store).
     `run_in_async_scope(fn)` runs `fn` inside it: each call starts from the
     captured state and discards what `fn` changed once it returns, so a
-    resource may run concurrently in several threads and re-entrantly.
+    resource may run concurrently in several threads and re-entrantly. When
+    `fn` is an `async def`, the returned coroutine runs its whole body there.
 
     Args:
         type: a name for the kind of resource, e.g. ``"DBQuery"``; hooks see it.
@@ -38,6 +41,7 @@ class AsyncResource:
     """
 
     __slots__ = (
+        "__dict__",  # apps attach state to `execution_async_resource()`, as in Node
         "__weakref__",
         "_async_id",
         "_copy",
@@ -62,7 +66,7 @@ class AsyncResource:
         if not type:
             raise ValueError("AsyncResource(type) must not be empty; pass e.g. 'DBQuery'")
         if trigger_async_id is None:
-            trigger_async_id = _async_ids.execution_async_id_var.get()
+            trigger_async_id = _async_ids.current_execution_async_id()
         elif isinstance(trigger_async_id, bool) or not isinstance(trigger_async_id, int):
             raise TypeError(
                 f"AsyncResource(trigger_async_id=...) must be an int, "
@@ -75,8 +79,10 @@ class AsyncResource:
         self._trigger_id = trigger_async_id
         self._destroyed = False
         ctx = copy_context()
-        ctx.run(_async_ids.execution_async_id_var.set, self._async_id)
-        ctx.run(_async_ids.trigger_async_id_var.set, trigger_async_id)
+        # A weak reference: the captured context is owned by the resource itself.
+        ctx.run(
+            _async_ids.frame_var.set, (self._async_id, trigger_async_id, weakref.ref(self))
+        )
         self._copy = ctx.copy
         _async_ids.emit_init(self._async_id, type, trigger_async_id, self)
         self._finalizer: weakref.finalize[Any, Any] | None = (
@@ -109,12 +115,17 @@ class AsyncResource:
                 f"AsyncResource.run_in_async_scope() expected a callable, got {type(fn).__name__}"
             )
         if not _async_ids.listeners:
-            return self._copy().run(fn, *args, **kwargs)
-        _async_ids.emit_before(self._async_id)
-        try:
-            return self._copy().run(fn, *args, **kwargs)
-        finally:
-            _async_ids.emit_after(self._async_id)
+            result = self._copy().run(fn, *args, **kwargs)
+        else:
+            _async_ids.emit_before(self._async_id)
+            try:
+                result = self._copy().run(fn, *args, **kwargs)
+            finally:
+                _async_ids.emit_after(self._async_id)
+        if type(result) is CoroutineType:
+            # An `async def`: run its whole body, not just its creation, in the context.
+            return run_coroutine_in(self._copy(), result)  # type: ignore[return-value,arg-type]
+        return result
 
     def bind(self, fn: Callable[P, R]) -> Callable[P, R]:
         """Return a callable that always runs `fn` in this resource's context.

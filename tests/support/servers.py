@@ -62,7 +62,7 @@ def run_waitress(app: Callable[..., Any], threads: int = 8) -> Iterator[str]:
     from waitress.server import create_server
 
     port = free_port()
-    server = create_server(app, host="127.0.0.1", port=port, threads=threads, _quiet=True)
+    server = create_server(app, host="127.0.0.1", port=port, threads=threads)
     thread = threading.Thread(target=server.run, name=f"waitress-{port}", daemon=True)
     thread.start()
     try:

@@ -1,0 +1,251 @@
+"""Request-id middleware overhead: asynclocal vs asgi-correlation-id vs starlette-context.
+
+Run: ``.venv/bin/python benchmarks/bench_web.py [--quick]``
+
+A minimal Starlette app (one route answering ``ok``) is measured four ways:
+bare; with ``asynclocal.web.asgi.RequestContextMiddleware`` (id from the
+header or generated, validation, echo, `RequestContext` in its storage, and
+`asynclocal.logging.ContextFilter` installed on the log handler); with
+``asgi_correlation_id.CorrelationIdMiddleware`` (and its log filter); with
+``starlette_context``'s ``RawContextMiddleware`` + ``RequestIdPlugin``.
+
+1. In-process: the ASGI app is called directly with a fake scope/receive/send,
+   many times; µs per request (best of many short interleaved rounds) and the
+   overhead over bare, with and without an incoming (valid UUID4) id.
+2. End to end: each app under uvicorn in its own subprocess on 127.0.0.1, a
+   fixed number of requests from an httpx async client with bounded
+   concurrency; requests/s (best of the rounds).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import platform
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import PlainTextResponse, Response
+from starlette.routing import Route
+
+VARIANTS = ("bare", "asynclocal", "asgi-correlation-id", "starlette-context")
+
+
+async def ok(request: Request) -> Response:
+    return PlainTextResponse("ok")
+
+
+def build(variant: str) -> Any:
+    """The benchmark app for `variant`, with that variant's logging filter installed."""
+    app = Starlette(routes=[Route("/", ok)])
+    handler = logging.NullHandler()
+    logging.getLogger().handlers[:] = [handler]
+    if variant == "asynclocal":
+        from asynclocal.logging import ContextFilter
+        from asynclocal.web.asgi import RequestContextMiddleware
+
+        handler.addFilter(ContextFilter())
+        app.add_middleware(RequestContextMiddleware)
+    elif variant == "asgi-correlation-id":
+        from asgi_correlation_id import CorrelationIdFilter, CorrelationIdMiddleware
+
+        handler.addFilter(CorrelationIdFilter())
+        app.add_middleware(CorrelationIdMiddleware)
+    elif variant == "starlette-context":
+        from starlette_context.middleware import RawContextMiddleware
+        from starlette_context.plugins import RequestIdPlugin
+
+        app.add_middleware(RawContextMiddleware, plugins=(RequestIdPlugin(),))
+    elif variant != "bare":
+        raise SystemExit(f"unknown variant {variant!r}; choose from {', '.join(VARIANTS)}")
+    return app
+
+
+# -- in-process ---------------------------------------------------------------
+
+
+async def _drive(app: Any, n: int, incoming: bool) -> float:
+    headers = [(b"host", b"127.0.0.1"), (b"user-agent", b"bench"), (b"accept", b"*/*")]
+    rid = uuid.uuid4().hex.encode()
+
+    async def receive() -> dict[str, Any]:
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    sent: list[Any] = []
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    extra = [(b"x-request-id", rid)] if incoming else []
+    start = time.perf_counter()
+    for _ in range(n):
+        scope = {
+            "type": "http",
+            "asgi": {"version": "3.0"},
+            "http_version": "1.1",
+            "method": "GET",
+            "scheme": "http",
+            "path": "/",
+            "raw_path": b"/",
+            "root_path": "",
+            "query_string": b"",
+            "headers": [*headers, *extra],
+            "client": ("127.0.0.1", 50000),
+            "server": ("127.0.0.1", 8000),
+        }
+        await app(scope, receive, send)
+        sent.clear()
+    return (time.perf_counter() - start) / n * 1e6
+
+
+def in_process(n: int, rounds: int) -> dict[tuple[str, bool], float]:
+    apps = {v: build(v) for v in VARIANTS}
+    best: dict[tuple[str, bool], float] = {}
+
+    async def main() -> None:
+        for app in apps.values():  # warm up: build middleware stacks, caches
+            await _drive(app, 200, True)
+        for _ in range(rounds):
+            for incoming in (False, True):
+                for variant, app in apps.items():
+                    us = await _drive(app, n, incoming)
+                    key = (variant, incoming)
+                    best[key] = min(best.get(key, float("inf")), us)
+
+    asyncio.run(main())
+    return best
+
+
+# -- end to end ----------------------------------------------------------------
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def _serve(variant: str, port: int) -> None:
+    import uvicorn
+
+    uvicorn.run(build(variant), host="127.0.0.1", port=port, log_level="error", access_log=False)
+
+
+async def _load(url: str, total: int, concurrency: int) -> float:
+    import httpx
+
+    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+    async with httpx.AsyncClient(limits=limits) as client:
+        for _ in range(50):
+            (await client.get(url)).raise_for_status()
+        sem = asyncio.Semaphore(concurrency)
+
+        async def one(i: int) -> None:
+            headers = {"X-Request-ID": uuid.uuid4().hex} if i % 2 else {}
+            async with sem:
+                response = await client.get(url, headers=headers)
+                if response.status_code != 200:
+                    raise RuntimeError(f"bad response {response.status_code}")
+
+        start = time.perf_counter()
+        await asyncio.gather(*(one(i) for i in range(total)))
+        return total / (time.perf_counter() - start)
+
+
+def end_to_end(total: int, concurrency: int, rounds: int) -> dict[str, float]:
+    best: dict[str, float] = {}
+    for _ in range(rounds):
+        for variant in VARIANTS:
+            port = _free_port()
+            proc = subprocess.Popen(
+                [sys.executable, __file__, "--serve", variant, "--port", str(port)],
+                env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1] / "src")},
+            )
+            try:
+                _wait_port(port)
+                rps = asyncio.run(_load(f"http://127.0.0.1:{port}/", total, concurrency))
+                best[variant] = max(best.get(variant, 0.0), rps)
+            finally:
+                proc.terminate()
+                proc.wait(10)
+    return best
+
+
+def _wait_port(port: int, timeout: float = 20.0) -> None:
+    import socket
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), 0.2).close()
+            return
+        except OSError:
+            time.sleep(0.05)
+    raise TimeoutError(f"server on port {port} did not start")
+
+
+def _table(rows: list[list[str]]) -> str:
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    lines = []
+    for j, row in enumerate(rows):
+        lines.append("| " + " | ".join(c.ljust(w) for c, w in zip(row, widths)) + " |")
+        if j == 0:
+            lines.append("|" + "|".join("-" * (w + 2) for w in widths) + "|")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="fewer iterations")
+    parser.add_argument("--no-e2e", action="store_true", help="skip the uvicorn part")
+    parser.add_argument("--serve", choices=VARIANTS, help=argparse.SUPPRESS)
+    parser.add_argument("--port", type=int, help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.serve:
+        _serve(args.serve, args.port)
+        return
+    # Many short interleaved rounds, best of each: robust on a noisy shared machine.
+    n, rounds = (500, 12) if args.quick else (1_000, 30)
+    print(f"Python {platform.python_version()} on {platform.machine()}, {os.cpu_count()} CPUs")
+    print(f"\nIn-process, through the ASGI interface (best of {rounds} rounds of {n} requests):\n")
+    res = in_process(n, rounds)
+    rows = [["middleware", "µs/req (no id)", "overhead", "µs/req (incoming id)", "overhead"]]
+    for variant in VARIANTS:
+        cells = [variant]
+        for incoming in (False, True):
+            us = res[(variant, incoming)]
+            base = res[("bare", incoming)]
+            cells += [f"{us:.1f}", "-" if variant == "bare" else f"+{us - base:.1f} µs"]
+        rows.append(cells)
+    print(_table(rows))
+    for incoming in (False, True):
+        over = {v: res[(v, incoming)] - res[("bare", incoming)] for v in VARIANTS[1:]}
+        ratios = ", ".join(
+            f"{over['asynclocal'] / over[peer]:.2f}x {peer}'s" for peer in VARIANTS[2:]
+        )
+        label = "incoming id" if incoming else "no id"
+        print(f"  asynclocal overhead ({label}): {ratios}")
+    if args.no_e2e:
+        return
+    total, conc = (1_500, 32) if args.quick else (4_000, 64)
+    print(f"\nEnd to end under uvicorn, {total} requests, concurrency {conc} (best of 2):\n")
+    e2e = end_to_end(total, conc, 2)
+    rows = [["middleware", "requests/s", "vs bare"]]
+    for variant in VARIANTS:
+        rows.append([variant, f"{e2e[variant]:.0f}", f"{e2e[variant] / e2e['bare']:.2f}"])
+    print(_table(rows))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,228 @@
+"""Install and remove the event-loop instrumentation behind `asynclocal.hooks`.
+
+While at least one hook is enabled, these methods of every event-loop class
+(`asyncio.BaseEventLoop`, which covers the selector and proactor loops, and
+`uvloop.Loop` when uvloop is installed) are replaced by thin wrappers:
+`create_task`, `create_future`, `call_soon`, `call_soon_threadsafe`,
+`call_later`, `call_at`, `run_in_executor` and `create_server`. Patching the
+classes (not one loop) covers the running loop and every loop created later,
+including by `asyncio.run`, and leaves any task factory the app set alone.
+When the last hook is disabled every original method is put back: asyncio then
+runs exactly as without the library.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import contextvars
+import logging
+import threading
+from asyncio import events, futures
+from collections.abc import Callable
+from types import BuiltinMethodType, CoroutineType, FunctionType, MethodType
+from typing import Any
+
+from .. import _async_ids as _ids
+from .._async_ids import emit_init, frame_var, new_async_id
+from ._resources import CallbackResource, ConnectionFactory, FutureWatch, HookedCoroutine
+
+__all__ = ["install", "installed", "patched_classes", "uninstall"]
+
+logger = logging.getLogger("asynclocal.hooks")
+
+_MISSING: Any = object()
+_FUTURE_TYPES: tuple[type, ...] = (asyncio.Future, futures._PyFuture)  # type: ignore[attr-defined]
+# Callbacks bound to these are asyncio's own plumbing (task steps and wake-ups,
+# transport -> protocol calls), not work the application scheduled.
+_INTERNAL_OWNERS: tuple[type, ...] = (*_FUTURE_TYPES, asyncio.BaseProtocol, asyncio.BaseTransport)
+_INTERNAL_MODULES = ("asyncio.", "uvloop")
+_PASS_TYPES: set[type] = {CallbackResource}
+_DUMMY_CONTEXT = contextvars.Context()
+_iscoroutine = asyncio.iscoroutine
+
+
+def _noop() -> None:
+    pass
+
+
+def _is_internal(callback: Any, kind: type) -> bool:
+    if kind is FunctionType:
+        module = callback.__module__
+    elif kind is MethodType:
+        if isinstance(callback.__self__, _INTERNAL_OWNERS):
+            return True
+        module = callback.__func__.__module__
+    else:
+        owner = getattr(callback, "__self__", None)
+        if owner is not None and isinstance(owner, _INTERNAL_OWNERS):
+            if kind is not BuiltinMethodType:
+                # A type made only for asyncio's plumbing (the C Task's step
+                # wrapper): remember it so the next check is one set lookup.
+                _PASS_TYPES.add(kind)
+            return True
+        module = getattr(callback, "__module__", None)
+    return type(module) is str and module.startswith(_INTERNAL_MODULES)
+
+
+def _wrap_create_task(orig: Callable[..., Any]) -> Callable[..., Any]:
+    def create_task(self: Any, coro: Any, *args: Any, **kwargs: Any) -> Any:
+        if not _ids.listeners or (type(coro) is not CoroutineType and not _iscoroutine(coro)):
+            return orig(self, coro, *args, **kwargs)
+        wrapper = HookedCoroutine(coro, frame_var.get()[0])
+        task = orig(self, wrapper, *args, **kwargs)
+        if wrapper._frame is None:
+            wrapper._started(task)
+        return task
+
+    return create_task
+
+
+def _wrap_create_future(orig: Callable[..., Any]) -> Callable[..., Any]:
+    def create_future(self: Any) -> Any:
+        fut = orig(self)
+        if _ids.listeners:
+            async_id = new_async_id()
+            if _ids._init:
+                emit_init(async_id, "Future", frame_var.get()[0], fut)
+            fut.add_done_callback(FutureWatch(async_id), context=_DUMMY_CONTEXT)
+        return fut
+
+    return create_future
+
+
+def _wrap_call_soon(orig: Callable[..., Any]) -> Callable[..., Any]:
+    def call_soon(self: Any, callback: Any, *args: Any, context: Any = None) -> Any:
+        kind = type(callback)
+        if kind in _PASS_TYPES or not _ids.listeners:
+            return orig(self, callback, *args, context=context)
+        if kind is FutureWatch:
+            # The future got its result just now: report it without a loop turn.
+            callback.resolved(args[0])
+            return events.Handle(_noop, (), self, _DUMMY_CONTEXT)
+        if context is not None and len(args) == 1 and isinstance(args[0], _FUTURE_TYPES):
+            # A future dispatching its done-callbacks (with the context that
+            # add_done_callback captured): they run as part of the resource
+            # that registered them, e.g. a task waking up.
+            return orig(self, callback, *args, context=context)
+        if not callable(callback) or _is_internal(callback, kind):
+            return orig(self, callback, *args, context=context)
+        return orig(self, CallbackResource("Immediate", callback), *args, context=context)
+
+    return call_soon
+
+
+def _wrap_timer(orig: Callable[..., Any]) -> Callable[..., Any]:
+    def call_timer(self: Any, when: Any, callback: Any, *args: Any, context: Any = None) -> Any:
+        if type(callback) is CallbackResource or not _ids.listeners or not callable(callback):
+            return orig(self, when, callback, *args, context=context)
+        return orig(self, when, CallbackResource("Timeout", callback), *args, context=context)
+
+    return call_timer
+
+
+def _wrap_run_in_executor(orig: Callable[..., Any]) -> Callable[..., Any]:
+    def run_in_executor(self: Any, executor: Any, func: Any, *args: Any) -> Any:
+        # Process pools run the job elsewhere (and must pickle it): not tracked.
+        if (
+            _ids.listeners
+            and callable(func)
+            and (executor is None or isinstance(executor, concurrent.futures.ThreadPoolExecutor))
+        ):
+            func = CallbackResource("Executor", func)
+        return orig(self, executor, func, *args)
+
+    return run_in_executor
+
+
+def _wrap_create_server(orig: Callable[..., Any]) -> Callable[..., Any]:
+    def create_server(self: Any, protocol_factory: Any, *args: Any, **kwargs: Any) -> Any:
+        if _ids.listeners and callable(protocol_factory):
+            protocol_factory = ConnectionFactory(protocol_factory)
+        return orig(self, protocol_factory, *args, **kwargs)
+
+    return create_server
+
+
+_WRAPPERS: dict[str, Callable[[Callable[..., Any]], Callable[..., Any]]] = {
+    "create_task": _wrap_create_task,
+    "create_future": _wrap_create_future,
+    "call_soon": _wrap_call_soon,
+    "call_soon_threadsafe": _wrap_call_soon,
+    "call_later": _wrap_timer,
+    "call_at": _wrap_timer,
+    "run_in_executor": _wrap_run_in_executor,
+    "create_server": _wrap_create_server,
+}
+
+_lock = threading.RLock()
+# (class, method name) -> what the class's own __dict__ held before patching.
+_saved: dict[tuple[type, str], Any] = {}
+
+
+def _loop_classes() -> list[type]:
+    classes: list[type] = [asyncio.BaseEventLoop]
+    try:
+        import uvloop
+    except ImportError:
+        pass
+    else:
+        classes.append(uvloop.Loop)
+    return classes
+
+
+def _patch_class(cls: type) -> None:
+    if any(c is cls for c, _ in _saved):
+        return
+    done: list[str] = []
+    try:
+        for name, make in _WRAPPERS.items():
+            orig = getattr(cls, name)
+            _saved[(cls, name)] = cls.__dict__.get(name, _MISSING)
+            setattr(cls, name, make(orig))
+            done.append(name)
+    except (AttributeError, TypeError) as exc:
+        for name in done:
+            _restore(cls, name)
+        logger.warning(
+            "asynclocal.hooks: cannot instrument event loop class %s (%s); work on its "
+            "loops is not tracked",
+            cls.__qualname__,
+            exc,
+        )
+
+
+def _restore(cls: type, name: str) -> None:
+    original = _saved.pop((cls, name))
+    if original is _MISSING:
+        delattr(cls, name)
+    else:
+        setattr(cls, name, original)
+
+
+def install() -> None:
+    """Instrument every known event-loop class (and the running loop's). Idempotent."""
+    with _lock:
+        for cls in _loop_classes():
+            _patch_class(cls)
+        loop = events._get_running_loop()
+        if loop is not None and not any(isinstance(loop, c) for c, _ in _saved):
+            _patch_class(type(loop))
+
+
+def uninstall() -> None:
+    """Put every original loop method back. Idempotent."""
+    with _lock:
+        for cls, name in list(_saved):
+            _restore(cls, name)
+
+
+def installed() -> bool:
+    """Whether loop methods are currently replaced."""
+    return bool(_saved)
+
+
+def patched_classes() -> list[type]:
+    """The event-loop classes currently instrumented."""
+    with _lock:
+        return list(dict.fromkeys(c for c, _ in _saved))

@@ -1,0 +1,12 @@
+"""Integrations with third-party libraries, one module per library, each behind an extra.
+
+Importing a module whose library is missing raises `ImportError` naming the
+extra to install. Nothing in the core imports this package.
+
+- `asynclocal.integrations.opentelemetry`: trace ids from the active span, a
+  `TextMapPropagator`, optional server spans (extra ``opentelemetry``).
+- `asynclocal.integrations.httpx` / `.requests` / `.aiohttp_client`: outgoing
+  requests carry the propagated headers to allow-listed targets.
+- `asynclocal.integrations.aws_lambda`: a request context per Lambda invocation
+  (standard library only).
+"""

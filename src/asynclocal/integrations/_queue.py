@@ -1,0 +1,240 @@
+"""What a task message carries, and how a worker runs a task in it (shared by Celery and RQ).
+
+A message carries one JSON text under the key `HEADER`::
+
+    {"v": 1,
+     "carrier": {"x-request-id": ..., "x-root-request-id": ..., "traceparent": ...},
+     "stores": {"<cross-process storage name>": <JSON value>, ...},
+     "fields": {"<request app field>": <JSON value>, ...}}
+
+`carrier` is what `asynclocal.propagation.inject` writes; `stores` are the
+stores of the storages created with ``cross_process=True`` that are visible
+when the task is published; `fields` are the request's app fields the
+integration was told to carry. Everything is encoded with `json` when the task
+is published, so a value JSON cannot encode fails right there, naming the
+storage or field, before anything is sent.
+
+In the worker, `activate` gives the task a clean context: every storage of the
+process shows its default except the cross-process storages the message
+carried, and the request storage holds a new `RequestContext` for this hop,
+chained to the publisher (root id kept, parent id = the publisher's request
+id, same trace with a new span).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable, Iterable, Mapping
+from contextvars import ContextVar, Token
+from dataclasses import dataclass, field
+from typing import Any
+
+from .._storage import _MISSING, cross_process_storages, find_cross_process_storage, live_storages
+from ..processes import CrossProcessError
+from ..propagation import continue_request as _continue_request
+from ..propagation import extract, get_config, inject
+from ..request import RequestContext, request_storage, run_request_initializers
+
+__all__ = [
+    "HEADER",
+    "ContextNotSerializableError",
+    "MessageContext",
+    "activate",
+    "capture",
+    "check_fields",
+    "decode",
+    "restore",
+]
+
+#: The message header (Celery) / job meta key (RQ) holding the encoded context.
+HEADER = "asynclocal"
+_VERSION = 1
+_MAX_FIELDS = 64
+
+logger = logging.getLogger("asynclocal.integrations")
+
+
+class ContextNotSerializableError(CrossProcessError, TypeError):
+    """A cross-process store or a carried app field cannot be encoded as JSON.
+
+    Raised when the task is published, before anything is sent. The message
+    names the storage (or field) and the type that failed.
+    """
+
+
+@dataclass(frozen=True)
+class MessageContext:
+    """A decoded message context: what the publisher's context was."""
+
+    carrier: Mapping[str, str] = field(default_factory=dict)
+    stores: Mapping[str, Any] = field(default_factory=dict)
+    fields: Mapping[str, Any] = field(default_factory=dict)
+
+
+def check_fields(fields: Iterable[str], what: str) -> tuple[str, ...]:
+    """Validate the names of the app fields an integration carries.
+
+    Raises:
+        TypeError: `fields` is a single string or holds a non-string.
+        ValueError: a name is empty or there are too many.
+    """
+    if isinstance(fields, str):
+        raise TypeError(f"{what}(fields=...) expects a list of field names, not one string")
+    names = tuple(fields)
+    for name in names:
+        if not isinstance(name, str) or not name:
+            raise TypeError(f"{what}(fields=...) holds {name!r}; field names are non-empty str")
+    if len(names) > _MAX_FIELDS:
+        raise ValueError(f"{what}(fields=...) names {len(names)} fields; at most {_MAX_FIELDS}")
+    return names
+
+
+def _encode(value: Any, what: str) -> str:
+    try:
+        return json.dumps(value, separators=(",", ":"))
+    except (TypeError, ValueError) as exc:
+        raise ContextNotSerializableError(
+            f"{what} ({type(value).__name__}) cannot be sent in a task message: {exc}. "
+            "Task queues carry values as JSON: keep only str, int, float, bool, None, "
+            "lists and dicts with str keys in it, or stop carrying it"
+        ) from exc
+
+
+def capture(fields: Iterable[str] = ()) -> str:
+    """Encode the current context for a task message (see the module docstring).
+
+    Raises:
+        ContextNotSerializableError: a cross-process store or a carried field is not
+            JSON-serialisable; the message names it.
+    """
+    carrier: dict[str, str] = {}
+    inject(carrier)
+    parts = ['{"v":', str(_VERSION), ',"carrier":', json.dumps(carrier, separators=(",", ":"))]
+    stores: list[str] = []
+    for storage in cross_process_storages():
+        store = storage.context_var.get(_MISSING)
+        if store is _MISSING or store is storage.default:
+            continue
+        encoded = _encode(store, f"the store of cross-process AsyncLocalStorage {storage.name!r}")
+        stores.append(f"{json.dumps(storage.name)}:{encoded}")
+    if stores:
+        parts += [',"stores":{', ",".join(stores), "}"]
+    ctx = request_storage.get_store()
+    if ctx is not None and fields:
+        values = [
+            f"{json.dumps(name)}:{_encode(ctx.get(name), f'the request app field {name!r}')}"
+            for name in fields
+            if name in ctx
+        ]
+        if values:
+            parts += [',"fields":{', ",".join(values), "}"]
+    parts.append("}")
+    return "".join(parts)
+
+
+def decode(raw: object) -> MessageContext | None:
+    """Decode what `capture` wrote. Never raises: junk is logged and yields None."""
+    if raw is None:
+        return None
+    try:
+        data = json.loads(raw) if isinstance(raw, (str, bytes)) else raw
+        if not isinstance(data, dict) or data.get("v") != _VERSION:
+            raise ValueError(f"not an asynclocal v{_VERSION} context")
+        carrier = data.get("carrier") or {}
+        stores = data.get("stores") or {}
+        fields = data.get("fields") or {}
+        if not all(isinstance(x, dict) for x in (carrier, stores, fields)):
+            raise ValueError("carrier, stores and fields must be objects")
+        carrier = {k: v for k, v in carrier.items() if isinstance(v, str)}
+    except Exception as exc:
+        logger.warning("ignoring a malformed asynclocal task context (%.80r): %s", raw, exc)
+        return None
+    return MessageContext(carrier=carrier, stores=stores, fields=fields)
+
+
+def restore(
+    message: MessageContext | None,
+    *,
+    task_id: str,
+    task_name: str,
+    set_var: Callable[[ContextVar[Any], Any], None],
+) -> RequestContext:
+    """Make the current context the task's clean context; return its `RequestContext`.
+
+    Every live storage is set to its default, then the cross-process stores in
+    `message` are set, then the request storage gets a new context for this hop:
+    request id = `task_id` (or the caller's, with ``reuse_request_id``), method
+    ``"TASK"``, path and route = `task_name`. `set_var(var, value)` does the
+    setting, so the caller chooses between plain sets and token bookkeeping.
+    A store for a storage this process does not have is skipped with a warning.
+    """
+    for storage in live_storages():
+        set_var(storage.context_var, storage.default)
+    if message is not None:
+        for name, value in message.stores.items():
+            target = find_cross_process_storage(name)
+            if target is None:
+                logger.warning(
+                    "task %s carries a store for cross-process AsyncLocalStorage %r, which this "
+                    "worker does not have; create it at import time in a module the worker "
+                    "imports (the task module is a good place)",
+                    task_id,
+                    name,
+                )
+                continue
+            set_var(target.context_var, value)
+    propagated = extract(message.carrier if message is not None else {})
+    request_id = task_id
+    if get_config().reuse_request_id and propagated.request_id is not None:
+        request_id = propagated.request_id
+    ctx = _continue_request(
+        propagated,
+        request_id=request_id,
+        method="TASK",
+        path=task_name,
+        route=task_name,
+        fields=dict(message.fields) if message is not None else None,
+    )
+    try:
+        run_request_initializers(ctx)
+    except Exception:  # an initializer must not stop the task; a middleware would 500
+        logger.exception("a request initializer failed for task %s", task_id)
+    set_var(request_storage.context_var, ctx)
+    return ctx
+
+
+class Activation:
+    """Tokens of one `activate` call, undone by `deactivate` in reverse order."""
+
+    __slots__ = ("outer", "raw", "task_id", "tokens")
+
+    def __init__(self, task_id: str, raw: object) -> None:
+        self.task_id = task_id
+        self.raw = raw
+        self.outer: Activation | None = None  # the activation this one runs inside, if any
+        self.tokens: list[tuple[ContextVar[Any], Token[Any], Any]] = []
+
+    def set_var(self, var: ContextVar[Any], value: Any) -> None:
+        self.tokens.append((var, var.set(value), value))
+
+    def undo(self) -> None:
+        for var, token, value in reversed(self.tokens):
+            try:
+                var.reset(token)
+            except ValueError:  # set in another context: put back the old value by hand
+                if var.get(_MISSING) is value and token.old_value is not Token.MISSING:
+                    var.set(token.old_value)
+        self.tokens.clear()
+
+
+def activate(raw: object, *, task_id: str, task_name: str) -> Activation:
+    """`restore` the context in `raw` into the current context, recording tokens to undo."""
+    activation = Activation(task_id, raw)
+    try:
+        restore(decode(raw), task_id=task_id, task_name=task_name, set_var=activation.set_var)
+    except Exception:  # never run a task in a half-restored context
+        logger.exception("could not restore the context of task %s; running it without", task_id)
+        activation.undo()
+        restore(None, task_id=task_id, task_name=task_name, set_var=activation.set_var)
+    return activation

@@ -1,0 +1,131 @@
+"""aiohttp client: outgoing requests carry the propagated headers to allow-listed targets.
+
+::
+
+    from asynclocal.integrations import aiohttp_client as al_aiohttp
+
+    al_aiohttp.install()          # every ClientSession created from now on
+    session = aiohttp.ClientSession(middlewares=[al_aiohttp.middleware()])   # or one session
+
+`middleware()` (aiohttp >= 3.12) runs for every request a session sends,
+redirects included, so toward non-targets copies of the headers are stripped.
+On older aiohttp, `trace_config()` adds the headers to the first request only;
+a redirect keeps them, so list only targets whose redirects you trust. Needs
+the ``aiohttp`` extra.
+"""
+
+from __future__ import annotations
+
+import functools
+import threading
+from collections.abc import Awaitable, Callable
+from types import SimpleNamespace
+from typing import Any
+
+try:
+    import aiohttp
+except ImportError as exc:  # pragma: no cover - exercised only without the extra
+    raise ImportError(
+        "asynclocal.integrations.aiohttp_client needs the 'aiohttp' extra: "
+        "pip install 'asynclocal[aiohttp]'"
+    ) from exc
+
+from ..propagation._outgoing import TargetsArg, apply_outgoing_headers, resolve_targets
+from ..propagation._targets import PropagationTargets
+
+__all__ = ["HAS_CLIENT_MIDDLEWARE", "install", "middleware", "trace_config", "uninstall"]
+
+#: Whether this aiohttp supports client middlewares (3.12+), which see redirects.
+HAS_CLIENT_MIDDLEWARE = hasattr(aiohttp, "ClientHandlerType")
+
+_Middleware = Callable[[Any, Callable[[Any], Awaitable[Any]]], Awaitable[Any]]
+_MARK = "_asynclocal_middleware"
+
+
+def middleware(targets: TargetsArg = None) -> _Middleware:
+    """A client middleware for `aiohttp.ClientSession(middlewares=[...])` (aiohttp >= 3.12).
+
+    Raises:
+        RuntimeError: this aiohttp has no client middlewares (use `trace_config`).
+        ValueError / TypeError: a target pattern is malformed.
+    """
+    if not HAS_CLIENT_MIDDLEWARE:
+        raise RuntimeError(
+            f"aiohttp {aiohttp.__version__} has no client middlewares (added in 3.12); "
+            "upgrade aiohttp or use asynclocal.integrations.aiohttp_client.trace_config()"
+        )
+    resolved = resolve_targets(targets)
+
+    async def propagate(request: Any, handler: Callable[[Any], Awaitable[Any]]) -> Any:
+        apply_outgoing_headers(request.headers, request.url, resolved)
+        return await handler(request)
+
+    setattr(propagate, _MARK, True)
+    return propagate
+
+
+def trace_config(targets: TargetsArg = None) -> aiohttp.TraceConfig:
+    """A `TraceConfig` adding the headers at request start (works on every aiohttp).
+
+    Raises:
+        ValueError / TypeError: a target pattern is malformed.
+    """
+    resolved = resolve_targets(targets)
+
+    async def on_request_start(
+        session: aiohttp.ClientSession, ctx: SimpleNamespace, params: Any
+    ) -> None:
+        apply_outgoing_headers(params.headers, params.url, resolved)
+
+    config = aiohttp.TraceConfig()
+    config.on_request_start.append(on_request_start)
+    setattr(config, _MARK, True)
+    return config
+
+
+_lock = threading.Lock()
+_original: list[Callable[..., None]] = []
+
+
+def _patched_init(
+    original: Callable[..., None], targets: PropagationTargets | None
+) -> Callable[..., None]:
+    @functools.wraps(original)
+    def __init__(self: Any, *args: Any, **kwargs: Any) -> None:
+        if HAS_CLIENT_MIDDLEWARE:
+            existing = tuple(kwargs.get("middlewares") or ())
+            if not any(getattr(m, _MARK, False) for m in existing):
+                kwargs["middlewares"] = (*existing, middleware(targets))
+        else:
+            configs = list(kwargs.get("trace_configs") or ())
+            if not any(getattr(c, _MARK, False) for c in configs):
+                kwargs["trace_configs"] = [*configs, trace_config(targets)]
+        original(self, *args, **kwargs)
+
+    return __init__
+
+
+def install(*, targets: TargetsArg = None) -> None:
+    """Propagate from every `aiohttp.ClientSession` created from now on.
+
+    Uses `middleware()` when aiohttp supports it, else `trace_config()`.
+    Sessions created before stay as they are. Idempotent (a second call
+    replaces the targets); `uninstall()` undoes it.
+
+    Raises:
+        ValueError / TypeError: a target pattern is malformed.
+    """
+    resolved = resolve_targets(targets)
+    with _lock:
+        if not _original:
+            _original.append(aiohttp.ClientSession.__init__)
+        aiohttp.ClientSession.__init__ = _patched_init(  # type: ignore[method-assign]
+            _original[0], resolved
+        )
+
+
+def uninstall() -> None:
+    """Undo `install()` for sessions created from now on. Idempotent."""
+    with _lock:
+        if _original:
+            aiohttp.ClientSession.__init__ = _original.pop()  # type: ignore[method-assign]

@@ -1,0 +1,279 @@
+"""AWS Lambda: a fresh request context for every invocation (standard library only).
+
+::
+
+    from asynclocal.integrations.aws_lambda import lambda_handler
+
+    @lambda_handler
+    def handler(event, context):          # or: async def handler(event, context)
+        log.info("paying")                # request_id = context.aws_request_id
+        return {"statusCode": 200, "body": "ok"}
+
+Per invocation: request id = ``context.aws_request_id``; method, path,
+headers and client from an API Gateway (REST/HTTP), ALB or function URL
+event; the caller's causation chain and ``traceparent`` from the event's
+headers when present, else the trace of the ``_X_AMZN_TRACE_ID`` environment
+value (read at the start of each invocation), else a fresh trace. Request
+initializers (propagation, OpenTelemetry) run as in the web middleware. The
+handler runs in a copy of the current `contextvars` context, so nothing it
+sets leaks into the next invocation on the same thread.
+
+Concurrency: invocations may run concurrently on threads (local emulators,
+custom runtimes, tests); each sees only its own context. The Python runtime
+of Lambda Managed Instances runs concurrent invocations in separate
+processes, where ``_X_AMZN_TRACE_ID`` is per process and so exact. With
+several invocations on threads of one process the environment value is
+shared and may belong to another invocation: pass the trace in the event's
+headers (``traceparent``) there, which always wins.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import dataclasses
+import functools
+import inspect
+import os
+import re
+import threading
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any, TypeVar, overload
+
+from ..propagation import (
+    PropagatedContext,
+    continue_context,
+    extract,
+    new_request_id,
+)
+from ..request import (
+    DEFAULT_REQUEST_ID_HEADER,
+    RequestContext,
+    RequestRejected,
+    is_valid_request_id,
+    request_storage,
+    run_request_initializers,
+)
+
+__all__ = ["XRAY_ENV", "lambda_handler", "parse_xray_trace_header", "request_context_for"]
+
+#: The environment variable the Lambda runtime sets to the invocation's X-Ray trace header.
+XRAY_ENV = "_X_AMZN_TRACE_ID"
+
+R = TypeVar("R")
+Handler = Callable[[Any, Any], R]
+
+_XRAY_ROOT = re.compile(r"^1-([0-9a-f]{8})-([0-9a-f]{24})$")
+_HEX16 = re.compile(r"^[0-9a-f]{16}$")
+
+
+def parse_xray_trace_header(value: object) -> PropagatedContext | None:
+    """Read an X-Ray trace header (``Root=1-…;Parent=…;Sampled=1``) as W3C trace ids.
+
+    The X-Ray root ``1-{8 hex}-{24 hex}`` maps to the 32-hex W3C trace id (the
+    mapping OpenTelemetry's X-Ray propagator uses). None when malformed.
+    """
+    if not isinstance(value, str) or len(value) > 1024:
+        return None
+    parts: dict[str, str] = {}
+    for item in value.split(";"):
+        key, sep, val = item.strip().partition("=")
+        if sep:
+            parts[key.strip().lower()] = val.strip()
+    root = _XRAY_ROOT.match(parts.get("root", "").lower())
+    if root is None:
+        return None
+    trace_id = root.group(1) + root.group(2)
+    if trace_id == "0" * 32:
+        return None
+    parent = parts.get("parent", "").lower()
+    return PropagatedContext(
+        trace_id=trace_id,
+        parent_span_id=parent if _HEX16.match(parent) and parent != "0" * 16 else None,
+        trace_flags=1 if parts.get("sampled") == "1" else 0,
+    )
+
+
+def _event_headers(event: object) -> dict[str, str]:
+    if not isinstance(event, Mapping):
+        return {}
+    raw = event.get("headers")
+    if not isinstance(raw, Mapping):
+        return {}
+    return {str(k).lower(): v for k, v in raw.items() if isinstance(v, str)}
+
+
+def _dig(event: Mapping[str, Any], *keys: str) -> Any:
+    value: Any = event
+    for key in keys:
+        if not isinstance(value, Mapping):
+            return None
+        value = value.get(key)
+    return value
+
+
+def _is_http_event(event: object) -> bool:
+    return isinstance(event, Mapping) and (
+        "httpMethod" in event or _dig(event, "requestContext", "http", "method") is not None
+    )
+
+
+def request_context_for(event: object, context: object) -> RequestContext:
+    """Build the `RequestContext` of one invocation (without running initializers).
+
+    Never raises on odd events or contexts: a missing or invalid
+    ``aws_request_id`` yields a generated id, a non-HTTP event an empty
+    method/path.
+    """
+    aws_id = getattr(context, "aws_request_id", None)
+    rid = aws_id if isinstance(aws_id, str) and is_valid_request_id(aws_id) else new_request_id()
+    headers = _event_headers(event)
+    method = path = ""
+    client = None
+    if isinstance(event, Mapping):
+        method = str(
+            event.get("httpMethod") or _dig(event, "requestContext", "http", "method") or ""
+        )
+        path = str(event.get("path") or event.get("rawPath") or "")
+        source = _dig(event, "requestContext", "identity", "sourceIp") or _dig(
+            event, "requestContext", "http", "sourceIp"
+        )
+        client = source if isinstance(source, str) else None
+    ctx = RequestContext(rid, method=method, path=path, client=client, headers=headers)
+    propagated = extract(headers)
+    if not propagated.has_trace:
+        xray = parse_xray_trace_header(os.environ.get(XRAY_ENV))
+        if xray is not None:
+            propagated = dataclasses.replace(
+                propagated,
+                trace_id=xray.trace_id,
+                parent_span_id=xray.parent_span_id,
+                trace_flags=xray.trace_flags,
+                tracestate=None,
+            )
+    continue_context(ctx, propagated)
+    return ctx
+
+
+def _finish(event: object, ctx: RequestContext, result: Any) -> Any:
+    """Add the request id and response headers to an HTTP-proxy style result.
+
+    The context's ``on_response`` callbacks run once per invocation, HTTP or not
+    (they end the OpenTelemetry span, for one).
+    """
+    extra = ctx.response_headers()
+    if not (_is_http_event(event) and isinstance(result, dict) and "statusCode" in result):
+        return result
+    headers = result.get("headers")
+    if headers is None:
+        headers = result["headers"] = {}
+    if isinstance(headers, dict):
+        present = {str(k).lower() for k in headers}
+        for name, value in [(DEFAULT_REQUEST_ID_HEADER, ctx.request_id), *extra]:
+            if name.lower() not in present:
+                headers[name] = value
+                present.add(name.lower())
+    return result
+
+
+def _rejected(event: object, ctx: RequestContext, exc: RequestRejected) -> Any:
+    if not _is_http_event(event):
+        raise exc
+    return _finish(
+        event, ctx, {"statusCode": exc.status_code, "body": exc.public_message, "headers": {}}
+    )
+
+
+def _invoke_sync(fn: Handler[R], event: Any, context: Any) -> Any:
+    ctx = request_context_for(event, context)
+    with request_storage.scope(ctx):
+        try:
+            run_request_initializers(ctx)
+            return _finish(event, ctx, fn(event, context))
+        except RequestRejected as exc:
+            return _rejected(event, ctx, exc)
+
+
+async def _invoke_async(fn: Handler[Awaitable[R]], event: Any, context: Any) -> Any:
+    ctx = request_context_for(event, context)
+    with request_storage.scope(ctx):
+        try:
+            run_request_initializers(ctx)
+            return _finish(event, ctx, await fn(event, context))
+        except RequestRejected as exc:
+            return _rejected(event, ctx, exc)
+
+
+_loops = threading.local()
+
+
+def _thread_loop() -> asyncio.AbstractEventLoop:
+    loop: asyncio.AbstractEventLoop | None = getattr(_loops, "loop", None)
+    if loop is None or loop.is_closed():
+        loop = asyncio.new_event_loop()
+        _loops.loop = loop
+    return loop
+
+
+@overload
+def lambda_handler(fn: Handler[R], /) -> Handler[Any]: ...
+@overload
+def lambda_handler(fn: None = None, /) -> Callable[[Handler[R]], Handler[Any]]: ...
+
+
+def lambda_handler(
+    fn: Handler[R] | None = None, /
+) -> Handler[Any] | Callable[[Handler[R]], Handler[Any]]:
+    """Decorate a Lambda handler ``handler(event, context)`` (sync or ``async``).
+
+    Each invocation runs with its own `RequestContext` (see the module docs)
+    in a copy of the caller's `contextvars` context. An HTTP-proxy result
+    (a dict with ``statusCode`` for an API Gateway/ALB/function URL event)
+    gets the ``X-Request-ID`` and the context's response headers unless it
+    sets them; a `RequestRejected` raised for such an event becomes its
+    status response. An ``async`` handler is wrapped into a plain function
+    (what the Lambda runtime calls) that runs it on an event loop kept per
+    thread across invocations; `wrapper.invoke_async(event, context)` is the
+    awaitable form for code that already runs a loop.
+
+    Raises:
+        TypeError: `fn` is not callable.
+    """
+    if fn is None:
+        return lambda_handler
+    if not callable(fn):
+        raise TypeError(
+            f"lambda_handler expects a handler(event, context) function, got {type(fn).__name__}"
+        )
+    if inspect.iscoroutinefunction(fn):
+        async_fn: Handler[Awaitable[Any]] = fn
+
+        @functools.wraps(fn)
+        def run_async(event: Any, context: Any) -> Any:
+            try:
+                asyncio.get_running_loop()
+            except RuntimeError:
+                pass
+            else:
+                raise RuntimeError(
+                    "this async Lambda handler was called from a running event loop; "
+                    "await handler.invoke_async(event, context) instead"
+                )
+            invocation = _invoke_async(async_fn, event, context)
+            runner = contextvars.copy_context()
+            return runner.run(_thread_loop().run_until_complete, invocation)
+
+        async def invoke_async(event: Any, context: Any) -> Any:
+            task = asyncio.ensure_future(_invoke_async(async_fn, event, context))
+            return await task
+
+        run_async.invoke_async = invoke_async  # type: ignore[attr-defined]
+        return run_async
+
+    sync_fn = fn
+
+    @functools.wraps(fn)
+    def run_sync(event: Any, context: Any) -> Any:
+        return contextvars.copy_context().run(_invoke_sync, sync_fn, event, context)
+
+    return run_sync

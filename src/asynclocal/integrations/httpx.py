@@ -1,0 +1,129 @@
+"""httpx: outgoing requests carry the propagated headers to allow-listed targets.
+
+::
+
+    from asynclocal.integrations import httpx as al_httpx
+
+    al_httpx.install()                       # every httpx.Client / AsyncClient created after
+    client = al_httpx.instrument(httpx.Client())   # or one client (sync or async)
+
+Targets come from `asynclocal.propagation.configure(targets=[...])` unless a
+`targets=` argument is given. Needs the ``httpx`` extra.
+"""
+
+from __future__ import annotations
+
+import functools
+import threading
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+try:
+    import httpx
+except ImportError as exc:  # pragma: no cover - exercised only without the extra
+    raise ImportError(
+        "asynclocal.integrations.httpx needs the 'httpx' extra: pip install 'asynclocal[httpx]'"
+    ) from exc
+
+from ..propagation._outgoing import TargetsArg, apply_outgoing_headers, resolve_targets
+from ..propagation._targets import PropagationTargets
+
+__all__ = ["async_request_hook", "install", "instrument", "request_hook", "uninstall"]
+
+C = TypeVar("C", httpx.Client, httpx.AsyncClient)
+
+_MARK = "_asynclocal_hook"
+
+
+def request_hook(targets: TargetsArg = None) -> Callable[[httpx.Request], None]:
+    """An httpx ``request`` event hook for `httpx.Client(event_hooks=...)`.
+
+    Runs for every request the client sends, redirects included: adds the
+    headers toward targets, strips leaked copies toward anything else.
+
+    Raises:
+        ValueError / TypeError: a target pattern is malformed.
+    """
+    resolved = resolve_targets(targets)
+
+    def hook(request: httpx.Request) -> None:
+        apply_outgoing_headers(request.headers, request.url, resolved)
+
+    setattr(hook, _MARK, True)
+    return hook
+
+
+def async_request_hook(targets: TargetsArg = None) -> Callable[[httpx.Request], Any]:
+    """The `request_hook` for `httpx.AsyncClient` (async hooks are awaited)."""
+    resolved = resolve_targets(targets)
+
+    async def hook(request: httpx.Request) -> None:
+        apply_outgoing_headers(request.headers, request.url, resolved)
+
+    setattr(hook, _MARK, True)
+    return hook
+
+
+def instrument(client: C, *, targets: TargetsArg = None) -> C:
+    """Add the propagation hook to `client` (sync or async); return it. Idempotent.
+
+    Raises:
+        TypeError: `client` is not an httpx.Client or httpx.AsyncClient.
+    """
+    if isinstance(client, httpx.AsyncClient):
+        hook: Callable[[httpx.Request], Any] = async_request_hook(targets)
+    elif isinstance(client, httpx.Client):
+        hook = request_hook(targets)
+    else:
+        raise TypeError(
+            "instrument() expects an httpx.Client or httpx.AsyncClient, got "
+            f"{type(client).__name__}"
+        )
+    hooks: dict[str, list[Callable[..., Any]]] = dict(client.event_hooks)
+    existing: list[Callable[..., Any]] = list(hooks.get("request", []))
+    if any(getattr(h, _MARK, False) for h in existing):
+        return client
+    hooks["request"] = [*existing, hook]
+    client.event_hooks = hooks
+    return client
+
+
+_lock = threading.Lock()
+_originals: dict[type[Any], Callable[..., None]] = {}
+
+
+def install(*, targets: TargetsArg = None) -> None:
+    """Instrument every `httpx.Client` and `httpx.AsyncClient` created from now on.
+
+    Also covers the module functions (`httpx.get`, ...), which create a
+    client per call. Clients created before stay as they are (use
+    `instrument`). Idempotent; call `uninstall()` to undo.
+
+    Raises:
+        ValueError / TypeError: a target pattern is malformed.
+    """
+    resolved: PropagationTargets | None = resolve_targets(targets)
+    with _lock:
+        for cls in (httpx.Client, httpx.AsyncClient):
+            original = _originals.get(cls) or cls.__init__
+            _originals[cls] = original
+            cls.__init__ = _patched_init(original, resolved)  # type: ignore[method-assign]
+
+
+def _patched_init(
+    original: Callable[..., None], targets: PropagationTargets | None
+) -> Callable[..., None]:
+    @functools.wraps(original)
+    def __init__(self: Any, *args: Any, **kwargs: Any) -> None:
+        original(self, *args, **kwargs)
+        instrument(self, targets=targets)
+
+    return __init__
+
+
+def uninstall() -> None:
+    """Undo `install()` for clients created from now on. Idempotent."""
+    with _lock:
+        for cls, original in _originals.items():
+            cls.__init__ = original  # type: ignore[method-assign,unused-ignore]
+        _originals.clear()

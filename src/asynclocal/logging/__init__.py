@@ -1,0 +1,65 @@
+"""Per-request structured logging: every line carries its own request's id, secrets never.
+
+* `ContextFilter` (stdlib ``logging.Filter``) puts ``request_id``, ``trace_id``,
+  ``span_id``, ``user_id`` and chosen app fields on every record, with a
+  placeholder outside a request, and masks secrets; `install()` attaches it to
+  the root logger's handlers and makes records capture the request when created
+  (`capture_at_creation()`).
+* `JsonFormatter` (needs the 'json-logging' extra): JSON lines built on
+  python-json-logger, with the same fields and redaction.
+* `asynclocal.logging.structlog.add_request_context` (structlog processor) and
+  `asynclocal.logging.loguru.patcher` (loguru patcher).
+* `Redactor` decides what a secret is; `escape_control` keeps one call on one line.
+
+Importing this package needs only the standard library.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from asynclocal.logging._factory import (
+    capture_at_creation,
+    capturing_at_creation,
+    stop_capture_at_creation,
+)
+from asynclocal.logging._fields import STANDARD_FIELDS
+from asynclocal.logging._filter import ContextFilter, install, uninstall
+from asynclocal.logging._redact import (
+    DEFAULT_SECRET_KEY_PATTERN,
+    DEFAULT_SECRET_KEYS,
+    REDACTED,
+    Redactor,
+    default_redactor,
+    escape_control,
+)
+
+if TYPE_CHECKING:
+    from asynclocal.logging._json import JsonFormatter
+
+__all__ = [
+    "DEFAULT_SECRET_KEYS",
+    "DEFAULT_SECRET_KEY_PATTERN",
+    "REDACTED",
+    "STANDARD_FIELDS",
+    "ContextFilter",
+    "JsonFormatter",
+    "Redactor",
+    "capture_at_creation",
+    "capturing_at_creation",
+    "default_redactor",
+    "escape_control",
+    "install",
+    "stop_capture_at_creation",
+    "uninstall",
+]
+
+
+def __getattr__(name: str) -> Any:
+    # JsonFormatter is imported on first use: the package itself stays stdlib-only,
+    # and a missing extra raises ImportError naming it.
+    if name == "JsonFormatter":
+        from asynclocal.logging._json import JsonFormatter
+
+        return JsonFormatter
+    raise AttributeError(f"module 'asynclocal.logging' has no attribute {name!r}")

@@ -1,0 +1,108 @@
+"""Read the current request's loggable fields, once, where the log call happens."""
+
+from __future__ import annotations
+
+import keyword
+import logging
+from collections.abc import Iterable
+from typing import Any
+
+from asynclocal.request import request_storage
+
+__all__ = [
+    "CAPTURED_ATTR",
+    "REDACTED_BY_ATTR",
+    "STANDARD_FIELDS",
+    "capture",
+    "check_fields",
+    "check_placeholder",
+]
+
+#: The fields every integration adds, in this order.
+STANDARD_FIELDS: tuple[str, ...] = ("request_id", "trace_id", "span_id", "user_id")
+
+#: The `LogRecord` attribute holding the raw captured values (a dict, None for
+#: "no value"). Set once, where the record is first filtered, so a record that
+#: crosses a `QueueHandler` keeps the request it was logged in.
+CAPTURED_ATTR = "_asynclocal_context"
+
+#: The `LogRecord` attribute naming the `Redactor` a `ContextFilter` already
+#: applied to the record's message and extras (formatters skip that work).
+REDACTED_BY_ATTR = "_asynclocal_redacted_by"
+
+_RECORD_ATTRS: frozenset[str] = frozenset(
+    logging.LogRecord("", 0, "", 0, "", (), None).__dict__
+) | {"message", "asctime", "taskName"}
+
+
+def check_fields(
+    owner: str, fields: Iterable[str], *, record_attrs: bool = True
+) -> tuple[str, ...]:
+    """Validate app field names; return them as a tuple without duplicates.
+
+    Raises:
+        TypeError: `fields` is one str, or holds a non-str.
+        ValueError: a name is not an identifier, or clashes with a standard
+            field or (for stdlib logging) a `LogRecord` attribute.
+    """
+    if isinstance(fields, str):
+        raise TypeError(
+            f"{owner}(fields) must be a collection of names, not one str: use ({fields!r},)"
+        )
+    out: list[str] = []
+    for name in fields:
+        if not isinstance(name, str):
+            raise TypeError(f"{owner}(fields) items must be str, got {name!r:.60}")
+        if not name.isidentifier() or keyword.iskeyword(name):
+            raise ValueError(f"{owner}(fields): {name!r} is not a valid identifier")
+        if name in STANDARD_FIELDS:
+            raise ValueError(f"{owner}(fields): {name!r} is always included; leave it out")
+        if record_attrs and name in _RECORD_ATTRS:
+            raise ValueError(
+                f"{owner}(fields): {name!r} is a LogRecord attribute; rename the app field"
+            )
+        if name not in out:
+            out.append(name)
+    return tuple(out)
+
+
+def check_placeholder(owner: str, placeholder: object, *, allow_none: bool) -> None:
+    """Raise TypeError unless `placeholder` is a str (or None when allowed)."""
+    if isinstance(placeholder, str) or (allow_none and placeholder is None):
+        return
+    kind = "a str or None" if allow_none else "a str"
+    raise TypeError(f"{owner}(placeholder) must be {kind}, got {placeholder!r:.60}")
+
+
+def _loggable(value: Any) -> Any:
+    # A snapshot: later changes to a mutable app value must not change this line.
+    if value is None or isinstance(value, (str, int, float, bool)):
+        return value
+    try:
+        return str(value)
+    except Exception:
+        return f"<unprintable {type(value).__name__}>"
+
+
+def capture(app_fields: tuple[str, ...]) -> dict[str, Any]:
+    """The current request's standard fields and `app_fields`; None where absent.
+
+    Outside a request every value is None. Secrets (`access_token`,
+    `refresh_token`) are never read here. Never raises.
+    """
+    ctx = request_storage.get_store()
+    if ctx is None:
+        return dict.fromkeys((*STANDARD_FIELDS, *app_fields))
+    try:
+        user_id = ctx.user_id
+    except Exception:
+        user_id = None
+    values: dict[str, Any] = {
+        "request_id": ctx.request_id,
+        "trace_id": ctx.trace_id,
+        "span_id": ctx.span_id,
+        "user_id": user_id,
+    }
+    for name in app_fields:
+        values[name] = _loggable(ctx.get(name))
+    return values

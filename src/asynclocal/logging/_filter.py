@@ -1,0 +1,227 @@
+"""`ContextFilter`: the current request's fields on every stdlib `LogRecord`."""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from collections.abc import Iterable
+from typing import Any
+
+from asynclocal.logging._factory import capture_at_creation, stop_capture_at_creation
+from asynclocal.logging._fields import (
+    _RECORD_ATTRS,
+    CAPTURED_ATTR,
+    REDACTED_BY_ATTR,
+    STANDARD_FIELDS,
+    capture,
+    check_fields,
+    check_placeholder,
+)
+from asynclocal.logging._redact import Redactor, escape_control, resolve_redactor
+
+__all__ = ["ContextFilter", "install", "uninstall"]
+
+_exception_formatter = logging.Formatter()
+_ALL: tuple[str, ...] = STANDARD_FIELDS
+_pid = os.getpid
+
+
+class ContextFilter(logging.Filter):
+    """Adds ``request_id``, ``trace_id``, ``span_id``, ``user_id`` and app fields to records.
+
+    Every record passing the filter gets one attribute per field, so a format
+    string such as ``"%(asctime)s [%(request_id)s] %(message)s"`` works
+    everywhere: outside a request (or when a value is missing) the attribute is
+    `placeholder` (default ``"-"``), never absent.
+
+    Values are captured once per record, in the thread and task that logged
+    it — when the record is created if `capture_at_creation()` (or `install()`)
+    is in effect, else when it first meets a `ContextFilter` — and stored on
+    the record (``record._asynclocal_context``); later filters and formatters
+    reuse them. A filter running in another thread than the one that created
+    the record (a ``QueueListener``) never reads that thread's context: it
+    uses the captured values or the placeholder. So with a
+    ``QueueHandler``/``QueueListener``, attach the filter to the
+    ``QueueHandler`` or use `install()`.
+
+    Where to attach: a filter on a *handler* sees records from every logger that
+    reaches the handler (the usual choice); a filter on a *logger* sees only
+    records logged through that very logger, not those propagated from its
+    children.
+
+    Unless `redact=False`, the filter also masks secrets (see `Redactor`) in the
+    message (rendered with its args first: if anything was masked, ``record.msg``
+    becomes the rendered text and ``record.args`` is cleared), in ``extra``
+    values, in app field values and in the traceback text. With `escape=True`
+    (default) CR, LF and other control characters in the message, args, extra
+    values and fields are written as escapes, so one call is one line.
+    The request's `access_token`/`refresh_token` are never read into a record.
+
+    Args:
+        name: as for `logging.Filter` (only records of this logger subtree pass).
+        fields: app field names read with ``RequestContext.get(name)``.
+        placeholder: the text used when there is no value.
+        redact: True (default redactor), False, or a `Redactor`.
+        escape: escape control characters.
+
+    Raises:
+        TypeError / ValueError: invalid `fields`, `placeholder` or `redact`.
+    """
+
+    def __init__(
+        self,
+        name: str = "",
+        *,
+        fields: Iterable[str] = (),
+        placeholder: str = "-",
+        redact: bool | Redactor = True,
+        escape: bool = True,
+    ) -> None:
+        super().__init__(name)
+        self.fields = check_fields("ContextFilter", fields)
+        check_placeholder("ContextFilter", placeholder, allow_none=False)
+        self.placeholder = placeholder
+        self.redactor = resolve_redactor(redact)
+        self.escape = bool(escape)
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if not super().filter(record):
+            return False
+        attrs = record.__dict__
+        # Reading the context is right only in the thread (and process) that
+        # created the record; elsewhere (a QueueListener) it would be another
+        # request's, so an uncaptured value is left empty instead.
+        here = (record.thread is None or record.thread == threading.get_ident()) and (
+            record.process is None or record.process == _pid()
+        )
+        captured: dict[str, Any] | None = attrs.get(CAPTURED_ATTR)
+        if captured is None:
+            captured = capture(self.fields) if here else dict.fromkeys(_ALL + self.fields)
+            attrs[CAPTURED_ATTR] = captured
+            new_fields = self.fields
+        else:
+            new_fields = tuple(k for k in self.fields if k not in captured)
+            if new_fields:
+                fresh = capture(new_fields) if here else {}
+                for name in new_fields:
+                    captured[name] = fresh.get(name)
+        redactor = self.redactor
+        if REDACTED_BY_ATTR not in attrs:  # the first filter cleans the record
+            if redactor is not None:
+                new_fields = tuple(k for k in captured if k not in STANDARD_FIELDS)
+            if redactor is not None or self.escape:
+                self._clean(record)
+            attrs[REDACTED_BY_ATTR] = redactor
+        if redactor is not None:
+            for name in new_fields:
+                captured[name] = redactor.redact_value(captured[name], name)
+        self._set_attrs(attrs, captured)
+        return True
+
+    def _set_attrs(self, attrs: dict[str, Any], values: dict[str, Any]) -> None:
+        for name, value in values.items():
+            if name in attrs:  # an explicit `extra=` value or an upstream filter wins
+                continue
+            if value is None:
+                attrs[name] = self.placeholder
+            else:
+                text = value if isinstance(value, str) else str(value)
+                attrs[name] = escape_control(text) if self.escape else text
+
+    def _clean(self, record: logging.LogRecord) -> None:
+        redactor = self.redactor
+        msg = record.msg
+        if redactor is not None and isinstance(msg, dict) and not record.args:
+            record.msg = redactor.redact_mapping(msg)  # a dict message (JSON loggers)
+        else:
+            try:
+                rendered = record.getMessage()
+            except Exception:
+                rendered = None  # leave it to the handler to report the bad call
+            if rendered is not None:
+                cleaned = redactor.redact_text(rendered) if redactor is not None else rendered
+                if self.escape:
+                    cleaned = escape_control(cleaned)
+                if cleaned != rendered or not isinstance(msg, str):
+                    record.msg = cleaned
+                    record.args = None
+        attrs = record.__dict__
+        # Request fields are not set yet: a field name found here is an explicit `extra`.
+        for key, value in list(attrs.items()):
+            if key in _RECORD_ATTRS or key[:1] == "_":
+                continue
+            new = redactor.redact_value(value, key) if redactor is not None else value
+            if self.escape and isinstance(new, str):
+                new = escape_control(new)
+            if new is not value:
+                attrs[key] = new
+        if redactor is not None:
+            if record.exc_info and not record.exc_text:
+                record.exc_text = redactor.redact_text(
+                    _exception_formatter.formatException(record.exc_info)
+                )
+            elif record.exc_text:
+                record.exc_text = redactor.redact_text(record.exc_text)
+            if record.stack_info:
+                record.stack_info = redactor.redact_text(record.stack_info)
+
+
+def _target(logger: logging.Logger | str | None) -> logging.Logger:
+    if logger is None or isinstance(logger, str):
+        return logging.getLogger(logger)
+    if isinstance(logger, logging.Logger):
+        return logger
+    raise TypeError(f"logger must be a logging.Logger, a logger name or None, got {logger!r:.60}")
+
+
+def install(
+    logger: logging.Logger | str | None = None,
+    *,
+    fields: Iterable[str] = (),
+    placeholder: str = "-",
+    redact: bool | Redactor = True,
+    escape: bool = True,
+    at_creation: bool = True,
+) -> ContextFilter:
+    """Attach one `ContextFilter` to every handler of `logger` (default: the root logger).
+
+    Call it after logging is configured (``logging.basicConfig()``,
+    ``dictConfig``). Idempotent: a `ContextFilter` already on a handler is
+    replaced, so calling it twice never doubles the work. A ``QueueHandler``
+    among the handlers gets the filter too, which is what makes the listener
+    thread print the right request. With `at_creation` (default) it also calls
+    `capture_at_creation(fields)`, so records reaching other handlers later
+    (added after this call, or on a ``QueueListener``) carry their request
+    too. Returns the filter.
+
+    Raises:
+        ValueError: the logger has no handlers yet (configure logging first).
+        TypeError / ValueError: invalid arguments (see `ContextFilter`).
+    """
+    target = _target(logger)
+    if not target.handlers:
+        raise ValueError(
+            f"logger {target.name!r} has no handlers: configure logging first "
+            "(logging.basicConfig() or logging.config.dictConfig()) and then call "
+            "asynclocal.logging.install(), or list ContextFilter in your handler config"
+        )
+    flt = ContextFilter(fields=fields, placeholder=placeholder, redact=redact, escape=escape)
+    if at_creation:
+        capture_at_creation(flt.fields)
+    for handler in target.handlers:
+        for old in [f for f in handler.filters if isinstance(f, ContextFilter)]:
+            handler.removeFilter(old)
+        handler.addFilter(flt)
+    return flt
+
+
+def uninstall(logger: logging.Logger | str | None = None) -> None:
+    """Remove every `ContextFilter` from the handlers of `logger` (default: root). Idempotent.
+
+    Also undoes `capture_at_creation()`.
+    """
+    stop_capture_at_creation()
+    for handler in _target(logger).handlers:
+        for old in [f for f in handler.filters if isinstance(f, ContextFilter)]:
+            handler.removeFilter(old)

@@ -1,0 +1,107 @@
+"""JSON lines for stdlib logging, built on python-json-logger (the 'json-logging' extra)."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+try:
+    from pythonjsonlogger.json import JsonFormatter as _BaseJsonFormatter
+except ImportError as exc:  # pragma: no cover - exercised in a subprocess test
+    raise ImportError(
+        "asynclocal.logging.JsonFormatter needs the 'json-logging' extra "
+        "(python-json-logger >= 3.1): pip install 'asynclocal[json-logging]'"
+    ) from exc
+
+from asynclocal.logging._fields import (
+    _RECORD_ATTRS,
+    CAPTURED_ATTR,
+    REDACTED_BY_ATTR,
+    STANDARD_FIELDS,
+    capture,
+    check_fields,
+    check_placeholder,
+)
+from asynclocal.logging._redact import Redactor, resolve_redactor
+
+__all__ = ["DEFAULT_JSON_FIELDS", "JsonFormatter"]
+
+#: The record attributes written by default, before the request fields and extras.
+DEFAULT_JSON_FIELDS: tuple[str, ...] = ("asctime", "levelname", "name", "message")
+
+
+# Rendered by this formatter itself: tracebacks.
+_RENDERED_HERE = frozenset({"exc_info", "stack_info", "exc_text"})
+# Rendered from the record's own bookkeeping, never from app data.
+_SAFE_ATTRS = (_RECORD_ATTRS - {"msg", "args", "message"} - _RENDERED_HERE) | set(STANDARD_FIELDS)
+
+
+class JsonFormatter(_BaseJsonFormatter):
+    """`pythonjsonlogger.json.JsonFormatter` plus the request fields and redaction.
+
+    Each line is one JSON object with the format's fields (default
+    ``asctime``, ``levelname``, ``name``, ``message``), ``request_id``,
+    ``trace_id``, ``span_id``, ``user_id``, the app `fields` and the record's
+    ``extra`` values. Request fields are the ones captured by a `ContextFilter`
+    upstream (so a ``QueueListener`` thread writes the request the record was
+    logged in); without a filter they are read where the record is formatted.
+    Outside a request they are `placeholder` (default JSON ``null``).
+
+    Unless `redact=False`, every value of the finished object goes through the
+    `Redactor` (secret keys masked whole, secrets in strings masked), including
+    the message and the traceback. Control characters are escaped by JSON
+    itself, so a value can never break the line.
+
+    All other arguments are python-json-logger's (``rename_fields``,
+    ``static_fields``, ``timestamp``, ``json_ensure_ascii``...).
+
+    Raises:
+        TypeError / ValueError: invalid `fields`, `placeholder` or `redact`.
+    """
+
+    def __init__(
+        self,
+        fmt: str | Sequence[str] | None = DEFAULT_JSON_FIELDS,
+        *args: Any,
+        fields: Iterable[str] = (),
+        placeholder: str | None = None,
+        redact: bool | Redactor = True,
+        **kwargs: Any,
+    ) -> None:
+        if isinstance(fmt, list):  # dictConfig passes YAML/JSON lists
+            fmt = tuple(fmt)
+        super().__init__(fmt, *args, **kwargs)
+        self.context_fields = check_fields("JsonFormatter", fields)
+        check_placeholder("JsonFormatter", placeholder, allow_none=True)
+        self.placeholder = placeholder
+        self.redactor = resolve_redactor(redact)
+        renamed = set(self.rename_fields.values())
+        self._rendered_keys = frozenset(self._get_rename(k) for k in _RENDERED_HERE)
+        self._safe_keys = frozenset(k for k in _SAFE_ATTRS if k not in renamed)
+
+    def add_fields(
+        self, log_data: dict[str, Any], record: logging.LogRecord, message_dict: dict[str, Any]
+    ) -> None:
+        super().add_fields(log_data, record, message_dict)
+        captured: dict[str, Any] | None = record.__dict__.get(CAPTURED_ATTR)
+        if captured is None:
+            captured = capture(self.context_fields)
+        for name in (*STANDARD_FIELDS, *self.context_fields):
+            value = captured.get(name)
+            log_data[self._get_rename(name)] = self.placeholder if value is None else value
+        redactor = self.redactor
+        if redactor is None:
+            return
+        # When a ContextFilter already masked the message, extras and fields with
+        # this redactor, only the tracebacks this formatter renders are left.
+        done = record.__dict__.get(REDACTED_BY_ATTR) is redactor
+        for key, value in list(log_data.items()):
+            if done and key not in self._rendered_keys:
+                continue
+            if key in self._safe_keys and isinstance(value, str):
+                continue
+            new = redactor.redact_value(value, key)
+            if new is not value:
+                log_data[key] = new
+

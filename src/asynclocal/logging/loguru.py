@@ -1,0 +1,95 @@
+"""loguru patcher: the request's fields in ``record["extra"]``, secrets masked.
+
+Needs the 'loguru' extra::
+
+    from loguru import logger
+    from asynclocal.logging.loguru import patcher
+
+    logger.configure(patcher=patcher)
+    logger.add(sys.stderr, format="{time} {level} [{extra[request_id]}] {message}")
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any
+
+try:
+    import loguru as _loguru  # noqa: F401  (the extra must be installed)
+except ImportError as exc:
+    raise ImportError(
+        "asynclocal.logging.loguru needs the 'loguru' extra: pip install 'asynclocal[loguru]'"
+    ) from exc
+
+from asynclocal.logging._fields import capture, check_fields, check_placeholder
+from asynclocal.logging._redact import Redactor, escape_control, resolve_redactor
+
+if TYPE_CHECKING:
+    from loguru import Record
+
+__all__ = ["RequestContextPatcher", "patcher"]
+
+
+class RequestContextPatcher:
+    """A loguru patcher putting the request fields and app fields in ``record["extra"]``.
+
+    The fields are ``request_id``, ``trace_id``, ``span_id``, ``user_id`` and `fields`.
+
+    Use it with ``logger.configure(patcher=...)`` (every logger) or
+    ``logger.patch(...)`` (one logger). Patchers run in the calling task or
+    thread, before ``enqueue=True`` hands the record to loguru's worker, so the
+    values are always the logging request's. Values already bound with
+    ``logger.bind()`` / ``contextualize()`` win. Outside a request the fields
+    are `placeholder` (default ``"-"``), so ``{extra[request_id]}`` in a format
+    never raises.
+
+    Unless `redact=False`, the message (already formatted with its args) and
+    the ``extra`` values are masked with the `Redactor`; with `escape=True`
+    control characters there are written as escapes. loguru renders tracebacks
+    itself after the patcher: keep ``diagnose=False`` in production so variable
+    values (tokens among them) are not printed in them.
+
+    Raises:
+        TypeError / ValueError: invalid `fields`, `placeholder` or `redact`.
+    """
+
+    __slots__ = ("escape", "fields", "placeholder", "redactor")
+
+    def __init__(
+        self,
+        *,
+        fields: Iterable[str] = (),
+        placeholder: str | None = "-",
+        redact: bool | Redactor = True,
+        escape: bool = True,
+    ) -> None:
+        self.fields = check_fields("RequestContextPatcher", fields, record_attrs=False)
+        check_placeholder("RequestContextPatcher", placeholder, allow_none=True)
+        self.placeholder = placeholder
+        self.redactor = resolve_redactor(redact)
+        self.escape = bool(escape)
+
+    def __call__(self, record: Record) -> None:
+        extra: dict[Any, Any] = record["extra"]
+        for name, value in capture(self.fields).items():
+            if name not in extra:
+                extra[name] = self.placeholder if value is None else value
+        redactor = self.redactor
+        message = record["message"]
+        if redactor is not None:
+            message = redactor.redact_text(message)
+        if self.escape:
+            message = escape_control(message)
+        record["message"] = message
+        if redactor is None and not self.escape:
+            return
+        for key, value in list(extra.items()):
+            new = redactor.redact_value(value, key) if redactor is not None else value
+            if self.escape and isinstance(new, str):
+                new = escape_control(new)
+            if new is not value:
+                extra[key] = new
+
+
+#: The default patcher: standard fields, placeholder ``"-"``, redaction and escaping on.
+patcher = RequestContextPatcher()

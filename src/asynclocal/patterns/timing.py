@@ -1,0 +1,309 @@
+"""Per-request timing of nested calls (the seed's ``@LogTimeTaken``), with ``Server-Timing``.
+
+::
+
+    @timed                      # name defaults to the function's qualified name
+    async def list_rooms(): ...
+
+    @timed("repository.rooms")
+    def fetch_rooms(): ...
+
+    with time_block("render"): ...
+
+Each timed call inside a request records a `Span` (name, path from the
+outermost timed call, start offset, duration, error). The current span lives
+in a `ContextVar` holding an immutable `Span`: a child task copies its
+parent's context, so concurrent children each hang their spans under the
+parent without touching the parent's (or a sibling's) stack. The first timed
+call of a request registers, through ``ctx.on_response``, a callback that
+adds a ``Server-Timing`` header and logs a summary (logger
+``asynclocal.timing``, INFO) when the response starts. Outside a request,
+timed functions just run (nothing is recorded).
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import logging
+import re
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
+from dataclasses import dataclass
+from typing import Any, ParamSpec, TypeVar, cast, overload
+
+from ..request._context import RequestContext, request_storage
+
+__all__ = [
+    "Span",
+    "Timeline",
+    "log_summary",
+    "server_timing_header",
+    "time_block",
+    "timed",
+    "timeline",
+]
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+logger = logging.getLogger("asynclocal.timing")
+
+_KEY = "asynclocal.timing"
+#: Most entries put in one ``Server-Timing`` header; the total is always added.
+MAX_HEADER_ENTRIES = 30
+
+
+@dataclass(frozen=True)
+class Span:
+    """One timed call. `path` runs from the request's outermost timed call to this one."""
+
+    name: str
+    path: tuple[str, ...]
+    start: float
+    duration: float
+    error: str | None = None
+
+    @property
+    def depth(self) -> int:
+        """0 for an outermost call, 1 for a call made inside it, and so on."""
+        return len(self.path) - 1
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON-friendly form (milliseconds)."""
+        return {
+            "name": self.name,
+            "path": list(self.path),
+            "depth": self.depth,
+            "start_ms": round(self.start * 1000, 3),
+            "duration_ms": round(self.duration * 1000, 3),
+            "error": self.error,
+        }
+
+
+@dataclass(frozen=True)
+class _Frame:
+    timeline: Timeline
+    path: tuple[str, ...]
+
+
+_current: ContextVar[_Frame | None] = ContextVar("asynclocal.timing.frame", default=None)
+
+
+class Timeline:
+    """The spans of one request, in completion order (thread- and task-safe)."""
+
+    def __init__(self, ctx: RequestContext) -> None:
+        self._origin = ctx.started_monotonic
+        self._spans: list[Span] = []
+        self._lock = threading.Lock()
+        self._reported = False
+        self._ctx_repr = f"{ctx.method} {ctx.path}".strip() or ctx.request_id
+        self._request_id = ctx.request_id
+
+    def _add(self, span: Span) -> None:
+        with self._lock:
+            self._spans.append(span)
+
+    @property
+    def spans(self) -> list[Span]:
+        """The finished spans, ordered by start time."""
+        with self._lock:
+            return sorted(self._spans, key=lambda s: s.start)
+
+    def total(self) -> float:
+        """Seconds from the request's start to now."""
+        return time.perf_counter() - self._origin
+
+    def _claim_report(self) -> bool:
+        with self._lock:
+            first, self._reported = not self._reported, True
+            return first
+
+
+def timeline() -> Timeline | None:
+    """The current request's `Timeline`, or None outside a request or before any timed call."""
+    ctx = request_storage.get_store()
+    if ctx is None:
+        return None
+    found = ctx.get(_KEY)
+    return found if isinstance(found, Timeline) else None
+
+
+def _timeline_for(ctx: RequestContext) -> Timeline:
+    found = ctx.get(_KEY)
+    if isinstance(found, Timeline):
+        return found
+    fresh = Timeline(ctx)
+    kept = ctx.set_if_absent(_KEY, fresh)
+    if kept is fresh:
+        ctx.on_response(functools.partial(_on_response, fresh))
+    return cast(Timeline, kept)
+
+
+def _on_response(tl: Timeline) -> list[tuple[str, str]]:
+    header = server_timing_header(tl)
+    if tl._claim_report():
+        log_summary(tl)
+    return [("Server-Timing", header)]
+
+
+_TOKEN_JUNK = re.compile(r"[^A-Za-z0-9!#$%&'*+.^_`|~-]+")
+
+
+def _metric_name(name: str) -> str:
+    return _TOKEN_JUNK.sub("_", name).strip("_") or "span"
+
+
+def _quoted(text: str) -> str:
+    clean = "".join(c for c in text if 32 <= ord(c) < 127 and c not in '"\\')
+    return f'"{clean}"'
+
+
+def server_timing_header(tl: Timeline | None = None) -> str:
+    """The ``Server-Timing`` value: one ``name;dur=ms;desc="a>b"`` entry per span, then total.
+
+    At most `MAX_HEADER_ENTRIES` spans (the earliest started) are listed; the
+    ``total`` entry (time since the request started) is always last.
+    """
+    tl = tl if tl is not None else timeline()
+    if tl is None:
+        return ""
+    entries: list[str] = []
+    for span in tl.spans[:MAX_HEADER_ENTRIES]:
+        entry = f"{_metric_name(span.name)};dur={span.duration * 1000:.1f}"
+        if span.depth:
+            entry += f";desc={_quoted('>'.join(span.path))}"
+        entries.append(entry)
+    entries.append(f"total;dur={tl.total() * 1000:.1f}")
+    return ", ".join(entries)
+
+
+def log_summary(tl: Timeline | None = None, level: int = logging.INFO) -> None:
+    """Log the request's spans as an indented tree on logger ``asynclocal.timing``.
+
+    The record's ``extra`` carries ``request_id``, ``timings`` (a list of
+    `Span.as_dict`) and ``total_ms``. Called automatically when the response
+    starts; call it yourself where no middleware runs.
+    """
+    tl = tl if tl is not None else timeline()
+    if tl is None or not logger.isEnabledFor(level):
+        return
+    spans = tl.spans
+    total = tl.total()
+    lines = [f"{tl._ctx_repr} {total * 1000:.1f}ms"]
+    lines.extend(
+        f"{'  ' * (s.depth + 1)}{s.name} {s.duration * 1000:.1f}ms"
+        + (f" !{s.error}" if s.error else "")
+        for s in spans
+    )
+    logger.log(
+        level,
+        "\n".join(lines),
+        extra={
+            "request_id": tl._request_id,
+            "timings": [s.as_dict() for s in spans],
+            "total_ms": round(total * 1000, 3),
+        },
+    )
+
+
+@contextmanager
+def time_block(name: str) -> Iterator[None]:
+    """Time the ``with`` block as a span named `name` (nothing is recorded outside a request).
+
+    Raises:
+        TypeError: `name` is not a non-empty string.
+    """
+    if not isinstance(name, str) or not name:
+        raise TypeError(f"time_block(name) needs a non-empty str, got {name!r:.40}")
+    ctx = request_storage.get_store()
+    if ctx is None:
+        yield
+        return
+    parent = _current.get()
+    tl = parent.timeline if parent is not None else None
+    path: tuple[str, ...]
+    if tl is None or ctx.get(_KEY) is not tl:
+        tl, path = _timeline_for(ctx), (name,)
+    else:
+        path = (*parent.path, name) if parent is not None else (name,)
+    token = _current.set(_Frame(tl, path))
+    start = time.perf_counter()
+    error: str | None = None
+    try:
+        yield
+    except BaseException as exc:
+        error = type(exc).__name__
+        raise
+    finally:
+        end = time.perf_counter()
+        try:
+            _current.reset(token)
+        except ValueError:  # closed from another context (a generator finalised elsewhere)
+            _current.set(parent)
+        tl._add(Span(name, path, start - tl._origin, end - start, error))
+
+
+@overload
+def timed(fn: Callable[P, R], /) -> Callable[P, R]: ...
+@overload
+def timed(name: str, /) -> Callable[[Callable[P, R]], Callable[P, R]]: ...
+@overload
+def timed(*, name: str) -> Callable[[Callable[P, R]], Callable[P, R]]: ...
+
+
+def timed(arg: Any = None, /, *, name: str | None = None) -> Any:
+    """Record each call of a sync or ``async`` function as a span of the current request.
+
+    Use as ``@timed``, ``@timed("name")`` or ``@timed(name="name")``; the
+    default name is the function's ``__qualname__``. An exception is recorded
+    on the span (``error`` = its type name) and propagates unchanged.
+    Generators are timed until they are created, not iterated: time their
+    consumer instead.
+
+    Raises:
+        TypeError: used on something that is neither a function nor a name.
+    """
+    if callable(arg) and name is None:
+        return _decorate(arg, arg.__qualname__)
+    label = arg if arg is not None else name
+    if not isinstance(label, str) or not label:
+        raise TypeError(
+            "timed needs a function or a non-empty name: @timed, @timed('db.query') or "
+            f"@timed(name='db.query'); got {label!r:.40}"
+        )
+
+    def decorate(fn: Callable[P, R]) -> Callable[P, R]:
+        if not callable(fn):
+            raise TypeError(f"@timed(...) decorates functions, got {type(fn).__name__}")
+        return _decorate(fn, label)
+
+    return decorate
+
+
+def _decorate(fn: Callable[P, R], name: str) -> Callable[P, R]:
+    get_ctx = request_storage.get_store
+    if inspect.iscoroutinefunction(fn):
+        async_fn = cast(Callable[..., Any], fn)
+
+        @functools.wraps(fn)
+        async def async_wrapper(*args: Any, **kwargs: Any) -> Any:
+            if get_ctx() is None:
+                return await async_fn(*args, **kwargs)
+            with time_block(name):
+                return await async_fn(*args, **kwargs)
+
+        return cast(Callable[P, R], async_wrapper)
+
+    @functools.wraps(fn)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        if get_ctx() is None:
+            return fn(*args, **kwargs)
+        with time_block(name):
+            return fn(*args, **kwargs)
+
+    return wrapper

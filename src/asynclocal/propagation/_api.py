@@ -1,0 +1,489 @@
+"""`inject` / `extract` / `continue_request`: the request's identity across services."""
+
+from __future__ import annotations
+
+import threading
+import weakref
+from collections.abc import Callable, Mapping, MutableMapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Any, NamedTuple
+
+from ..request import (
+    RequestContext,
+    add_request_initializer,
+    generate_request_id,
+    is_valid_request_id,
+    remove_request_initializer,
+    request_storage,
+)
+from ._config import PropagationConfig, get_config
+from ._w3c import (
+    format_baggage,
+    format_traceparent,
+    new_span_id,
+    new_trace_id,
+    parse_baggage,
+    parse_traceparent,
+    parse_tracestate,
+)
+
+__all__ = [
+    "ActiveSpan",
+    "PropagatedContext",
+    "continue_context",
+    "continue_request",
+    "extract",
+    "inject",
+    "install",
+    "installed",
+    "new_request_id",
+    "set_trace_source",
+    "trace_flags",
+    "uninstall",
+    "write_fields",
+]
+
+
+class ActiveSpan(NamedTuple):
+    """The ids of a tracer's active span, as a trace source reports them."""
+
+    trace_id: str
+    span_id: str
+    trace_flags: int
+    tracestate: str | None
+
+
+@dataclass(frozen=True)
+class PropagatedContext:
+    """What an incoming carrier (HTTP headers, message metadata) said about the caller.
+
+    Every field is validated; a field that was absent or malformed is None
+    (`baggage` is then empty). `parent_request_id` is the caller's request
+    id when the caller is an asynclocal service (it sent the root header);
+    `request_id` is the id header's value whatever sent it (a gateway's
+    ``X-Request-ID`` included). `parent_span_id` is the caller's span.
+    """
+
+    request_id: str | None = None
+    root_request_id: str | None = None
+    parent_request_id: str | None = None
+    trace_id: str | None = None
+    parent_span_id: str | None = None
+    trace_flags: int = 0
+    tracestate: str | None = None
+    baggage: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
+
+    @property
+    def has_trace(self) -> bool:
+        """Whether a valid ``traceparent`` came in."""
+        return self.trace_id is not None
+
+    @property
+    def is_empty(self) -> bool:
+        """Whether nothing usable came in."""
+        return self.request_id is None and self.trace_id is None and not self.baggage
+
+
+class _TraceExtras:
+    __slots__ = ("continued", "parent_span_id", "trace_flags", "tracestate")
+
+    def __init__(self) -> None:
+        self.trace_flags: int | None = None
+        self.tracestate: str | None = None
+        self.parent_span_id: str | None = None
+        self.continued = False
+
+
+# Per-request trace details that RequestContext has no slot for.
+_extras: weakref.WeakKeyDictionary[RequestContext, _TraceExtras] = weakref.WeakKeyDictionary()
+_extras_lock = threading.Lock()
+_trace_source: Callable[[], ActiveSpan | None] | None = None
+
+
+def _extras_of(ctx: RequestContext) -> _TraceExtras:
+    extras = _extras.get(ctx)
+    if extras is None:
+        with _extras_lock:
+            extras = _extras.setdefault(ctx, _TraceExtras())
+    return extras
+
+
+def set_trace_source(source: Callable[[], ActiveSpan | None] | None) -> None:
+    """Let a tracer report its active span to `inject` (the OpenTelemetry integration does).
+
+    While a source is set and reports a span, `inject` writes that span's
+    trace context instead of the request's own ids. Pass None to remove it.
+    """
+    global _trace_source
+    if source is not None and not callable(source):
+        raise TypeError("set_trace_source() expects a callable returning ActiveSpan | None")
+    _trace_source = source
+
+
+def _active_span() -> ActiveSpan | None:
+    source = _trace_source
+    if source is None:
+        return None
+    try:
+        return source()
+    except Exception:  # a tracer failure must never break the request
+        return None
+
+
+def trace_flags(ctx: RequestContext) -> int:
+    """The W3C trace flags of `ctx`'s trace (01 = sampled)."""
+    extras = _extras.get(ctx)
+    if extras is not None and extras.trace_flags is not None:
+        return extras.trace_flags
+    return 1 if get_config().sampled else 0
+
+
+def new_request_id(config: PropagationConfig | None = None) -> str:
+    """A fresh request id from the configured generator (a UUID4 as 32 hex digits by default)."""
+    generator = (config or get_config()).id_generator
+    if generator is None:
+        return generate_request_id()
+    value = generator()
+    if not isinstance(value, str) or not value:
+        raise TypeError(
+            f"the propagation id_generator returned {value!r:.40}; it must return a non-empty str"
+        )
+    return value
+
+
+def _valid_id(value: object) -> str | None:
+    if not isinstance(value, str):
+        return None
+    value = value.strip()
+    return value if is_valid_request_id(value) else None
+
+
+def _header_getter(carrier: Mapping[str, str]) -> Callable[[str], object]:
+    """A case-insensitive lookup on any mapping (dict, CIMultiDict, httpx.Headers...)."""
+    lowered: dict[str, object] | None = None
+
+    def get(name: str) -> object:
+        nonlocal lowered
+        value: object
+        try:
+            value = carrier.get(name)
+        except Exception:
+            value = None
+        if value is not None:
+            return value
+        if lowered is None:
+            try:
+                lowered = {str(k).lower(): v for k, v in carrier.items()}
+            except Exception:
+                lowered = {}
+        value = lowered.get(name)
+        if isinstance(value, (list, tuple)) and value:
+            value = value[0]
+        return value
+
+    return get
+
+
+_EMPTY = PropagatedContext()
+
+
+def extract(carrier: Mapping[str, str]) -> PropagatedContext:
+    """Read a carrier written by `inject` (or by any W3C-compliant service).
+
+    Header names are matched case-insensitively. Never raises: a malformed
+    ``traceparent`` is ignored together with its ``tracestate``; malformed
+    baggage members are skipped and oversized baggage is cut at 180 members /
+    8192 bytes; request ids that fail `asynclocal.request.is_valid_request_id`
+    (1-128 letters, digits, ``-._~:+=/``) are dropped. Not a mapping: empty result.
+    """
+    if carrier is None or not hasattr(carrier, "get"):
+        return _EMPTY
+    cfg = get_config()
+    get = _header_getter(carrier)
+    rid = _valid_id(get(cfg.request_id_header)) if cfg.request_id_header else None
+    root = _valid_id(get(cfg.root_request_id_header)) if cfg.root_request_id_header else None
+    if rid is None:
+        root = None
+    caller = rid if (root is not None or cfg.root_request_id_header is None) else None
+    trace_id: str | None = None
+    span_id: str | None = None
+    tracestate: str | None = None
+    flags = 0
+    if cfg.trace_context:
+        parsed = parse_traceparent(get("traceparent"))
+        if parsed is not None:
+            trace_id, span_id, flags = parsed
+            tracestate = parse_tracestate(get("tracestate"))
+    baggage = parse_baggage(get("baggage"))
+    if rid is None and trace_id is None and not baggage:
+        return _EMPTY
+    return PropagatedContext(
+        request_id=rid,
+        root_request_id=root,
+        parent_request_id=caller,
+        trace_id=trace_id,
+        parent_span_id=span_id,
+        trace_flags=flags,
+        tracestate=tracestate,
+        baggage=MappingProxyType(baggage),
+    )
+
+
+def _field_value(ctx: RequestContext, name: str) -> str | None:
+    if name in ("access_token", "refresh_token"):
+        value: Any = getattr(ctx, name)
+    elif name == "cookies":
+        value = ctx.headers.get("cookie")
+    elif name == "user_id":
+        value = ctx.user_id
+    else:
+        value = ctx.get(name)
+    if value is None or not isinstance(value, (str, int, float, bool)):
+        return None
+    return str(value)
+
+
+def inject(carrier: MutableMapping[str, str], *, request: RequestContext | None = None) -> None:
+    """Write the current (or given) request's propagated fields into `carrier`.
+
+    Writes the request id and root id headers, ``traceparent``/``tracestate``
+    (of the active OpenTelemetry span when the integration is installed, else
+    of the request; a request without a trace gets one started now) and a
+    ``baggage`` header holding only `baggage_fields` (merged into baggage
+    already in the carrier). Secrets are never written unless allow-listed.
+    Outside a request, only an active span's trace context is written.
+
+    Raises:
+        TypeError: `carrier` is not a mutable mapping, or `request` is not a RequestContext.
+    """
+    if not isinstance(carrier, MutableMapping) and not hasattr(carrier, "__setitem__"):
+        raise TypeError(
+            f"inject() needs a mutable mapping of headers (a dict), got {type(carrier).__name__}"
+        )
+    current = request_storage.get_store()
+    if request is None:
+        ctx = current
+    elif isinstance(request, RequestContext):
+        ctx = request
+    else:
+        raise TypeError(
+            f"inject(request=...) expects a RequestContext, got {type(request).__name__}"
+        )
+    cfg = get_config()
+    span = _active_span() if ctx is current else None
+    write_fields(carrier, ctx, trace_context=cfg.trace_context, span=span)
+
+
+def write_fields(
+    carrier: MutableMapping[str, str],
+    ctx: RequestContext | None,
+    *,
+    trace_context: bool,
+    span: ActiveSpan | None,
+    baggage: Mapping[str, str] | None = None,
+) -> None:
+    """`inject`'s engine, for propagator classes: write `ctx`'s fields and `span`'s trace.
+
+    `baggage` holds members to send besides the allow-listed fields (an
+    OpenTelemetry context's baggage); allow-listed fields win on a clash.
+    """
+    cfg = get_config()
+    if ctx is not None:
+        if cfg.request_id_header:
+            carrier[cfg.request_id_header] = ctx.request_id
+        if cfg.root_request_id_header:
+            carrier[cfg.root_request_id_header] = ctx.root_request_id or ctx.request_id
+    if trace_context:
+        if span is not None:
+            carrier["traceparent"] = format_traceparent(
+                span.trace_id, span.span_id, span.trace_flags
+            )
+            if span.tracestate:
+                carrier["tracestate"] = span.tracestate
+        elif ctx is not None:
+            if ctx.trace_id is None:
+                ctx.trace_id = new_trace_id()
+            if ctx.span_id is None:
+                ctx.span_id = new_span_id()
+            carrier["traceparent"] = format_traceparent(ctx.trace_id, ctx.span_id, trace_flags(ctx))
+            extras = _extras.get(ctx)
+            if extras is not None and extras.tracestate:
+                carrier["tracestate"] = extras.tracestate
+    members: dict[str, str] = dict(baggage) if baggage else {}
+    if ctx is not None:
+        for name in sorted(cfg.baggage_fields):
+            value = _field_value(ctx, name)
+            if value is not None:
+                members[name] = value
+    if members:
+        existing = parse_baggage(carrier.get("baggage"))
+        existing.update(members)
+        header = format_baggage(existing)
+        if header:
+            carrier["baggage"] = header
+
+
+def _apply_baggage(ctx: RequestContext, baggage: Mapping[str, str], cfg: PropagationConfig) -> None:
+    for name in cfg.baggage_fields:
+        value = baggage.get(name)
+        if value is None:
+            continue
+        if name in ("access_token", "refresh_token"):
+            if getattr(ctx, name) is None:
+                setattr(ctx, name, value)
+        elif name == "user_id":
+            if ctx.user is None:
+                ctx.user = value
+        elif name != "cookies":
+            ctx.set_if_absent(name, value)
+
+
+def _apply_trace(ctx: RequestContext, propagated: PropagatedContext) -> None:
+    extras = _extras_of(ctx)
+    span = _active_span()
+    if span is not None:
+        # A tracer already continued the caller (or started a trace): follow its span.
+        ctx.trace_id, ctx.span_id = span.trace_id, span.span_id
+        extras.trace_flags = span.trace_flags
+        extras.tracestate = span.tracestate
+        extras.parent_span_id = propagated.parent_span_id
+    elif propagated.trace_id is not None:
+        ctx.trace_id = propagated.trace_id
+        ctx.span_id = new_span_id()
+        extras.trace_flags = propagated.trace_flags
+        extras.tracestate = propagated.tracestate
+        extras.parent_span_id = propagated.parent_span_id
+    elif ctx.trace_id is None:
+        ctx.trace_id = new_trace_id()
+        ctx.span_id = new_span_id()
+    elif ctx.span_id is None:
+        ctx.span_id = new_span_id()
+
+
+def continue_context(ctx: RequestContext, propagated: PropagatedContext) -> RequestContext:
+    """Make an already-built `ctx` (a middleware's) continue the caller in `propagated`.
+
+    Sets the causation chain (root id = the caller's root, parent id = the
+    caller's id), the trace (same trace id, a new span id; a fresh trace when
+    none came in) and allow-listed baggage fields. When the middleware
+    adopted the caller's id as this request's id, the request gets a fresh id
+    instead, unless `reuse_request_id` is configured. Applies once per
+    context: later calls return `ctx` unchanged.
+    """
+    extras = _extras_of(ctx)
+    if extras.continued:
+        return ctx
+    extras.continued = True
+    cfg = get_config()
+    caller = propagated.parent_request_id
+    if caller is not None:
+        if cfg.reuse_request_id:
+            ctx.request_id = caller
+        elif ctx.request_id == caller:
+            ctx.request_id = new_request_id(cfg)
+        ctx.root_request_id = propagated.root_request_id or caller
+        ctx.parent_request_id = caller if caller != ctx.request_id else None
+    elif cfg.reuse_request_id and propagated.request_id is not None:
+        ctx.request_id = propagated.request_id
+        ctx.root_request_id = propagated.request_id
+    _apply_trace(ctx, propagated)
+    _apply_baggage(ctx, propagated.baggage, cfg)
+    return ctx
+
+
+_REQUEST_KWARGS = frozenset(
+    {
+        "request_id",
+        "method",
+        "path",
+        "route",
+        "client",
+        "headers",
+        "user",
+        "access_token",
+        "refresh_token",
+        "started_at",
+        "fields",
+    }
+)
+
+
+def continue_request(propagated: PropagatedContext, **fields: Any) -> RequestContext:
+    """A new `RequestContext` for this hop, continuing the caller in `propagated`.
+
+    Request id: fresh (or the propagated one when `reuse_request_id` is
+    configured, or `request_id=` when given); root id: the propagated root;
+    parent id: the caller's id; same trace id with a new span id (a fresh
+    trace when none came in); allow-listed baggage fields set on the context.
+    `fields` are `RequestContext` keyword arguments (method, path, route,
+    client, headers, user, access_token, refresh_token, started_at, fields).
+    Request initializers are not run (a middleware or `with_request_context`
+    does that).
+
+    Raises:
+        TypeError: `propagated` is not a PropagatedContext, or an unknown field is given.
+    """
+    if not isinstance(propagated, PropagatedContext):
+        raise TypeError(
+            "continue_request() expects the PropagatedContext returned by extract(), got "
+            f"{type(propagated).__name__}"
+        )
+    unknown = sorted(set(fields) - _REQUEST_KWARGS)
+    if unknown:
+        raise TypeError(
+            f"continue_request() got unknown fields {unknown}; pass RequestContext arguments "
+            f"({', '.join(sorted(_REQUEST_KWARGS))}) and app fields as fields={{...}}"
+        )
+    cfg = get_config()
+    explicit = fields.pop("request_id", None)
+    if explicit is not None:
+        rid = explicit
+    elif cfg.reuse_request_id and propagated.request_id is not None:
+        rid = propagated.request_id
+    else:
+        rid = new_request_id(cfg)
+    caller = propagated.parent_request_id
+    root = propagated.root_request_id or caller or rid
+    ctx = RequestContext(
+        rid,
+        root_request_id=root,
+        parent_request_id=caller if caller != rid else None,
+        **fields,
+    )
+    extras = _extras_of(ctx)
+    extras.continued = True
+    _apply_trace(ctx, propagated)
+    _apply_baggage(ctx, propagated.baggage, cfg)
+    return ctx
+
+
+def _initializer(ctx: RequestContext) -> None:
+    try:
+        continue_context(ctx, extract(ctx.headers))
+    except Exception:  # never fail a request over propagation
+        if ctx.trace_id is None:
+            ctx.trace_id = new_trace_id()
+            ctx.span_id = new_span_id()
+
+
+def install() -> None:
+    """Make every middleware continue the caller's trace and causation chain.
+
+    Registers a request initializer that runs `extract` on the incoming
+    headers and `continue_context` on the new request: it gets the caller's
+    trace id (or a fresh trace), root id and parent id. Idempotent.
+    """
+    add_request_initializer(_initializer)
+
+
+def uninstall() -> None:
+    """Undo `install()`. Idempotent."""
+    remove_request_initializer(_initializer)
+
+
+def installed() -> bool:
+    """Whether `install()` is in effect."""
+    from ..request import _context
+
+    return _initializer in _context._initializers

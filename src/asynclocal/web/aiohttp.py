@@ -1,0 +1,171 @@
+"""aiohttp server middleware.
+
+Usage::
+
+    from aiohttp import web
+    from asynclocal.web.aiohttp import setup
+
+    app = web.Application()
+    setup(app, on_request=load_user)      # middleware + header signal for streamed responses
+
+    # or only the middleware, default options:
+    from asynclocal.web.aiohttp import request_context_middleware
+    app = web.Application(middlewares=[request_context_middleware])
+
+Each request gets its `RequestContext` (with ``route`` from the matched
+resource) for the whole handler. The id header and ``ctx.response_headers()``
+go on every response, including aiohttp's ``HTTPException`` responses (404,
+redirects), 500s from unhandled exceptions, and, with `setup`, responses the
+handler streams itself with ``StreamResponse.prepare``. `RequestRejected`
+answers with its status.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+try:
+    from aiohttp import web
+except ImportError as exc:  # pragma: no cover - depends on the environment
+    raise ImportError(
+        "asynclocal.web.aiohttp needs the 'aiohttp' extra: pip install 'asynclocal[aiohttp]'"
+    ) from exc
+
+from ..request._context import RequestContext, RequestRejected, request_storage
+from ..request._ids import InvalidRequestId
+from ..request._scope import RequestContextFactory
+
+__all__ = ["make_middleware", "request_context_middleware", "setup"]
+
+logger = logging.getLogger("asynclocal.web")
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+Middleware = Callable[[web.Request, Handler], Awaitable[web.StreamResponse]]
+
+_RequestKey: Any = getattr(web, "RequestKey", None)
+_CTX_KEY: Any = (
+    _RequestKey("asynclocal.request_context", RequestContext)
+    if _RequestKey
+    else "asynclocal.request_context"
+)
+_DONE_KEY: Any = (
+    _RequestKey("asynclocal.headers_added", bool) if _RequestKey else "asynclocal.headers_added"
+)
+
+
+def _context(factory: RequestContextFactory, request: web.Request) -> RequestContext:
+    peer = request.transport.get_extra_info("peername") if request.transport else None
+    host: str | None = None
+    client: str | None = None
+    if isinstance(peer, tuple) and len(peer) >= 2:
+        host = str(peer[0])
+        client = f"{host}:{peer[1]}"
+    incoming = request.headers.get(factory.header)
+    ctx = RequestContext(
+        factory.policy.resolve(incoming, host),
+        method=request.method,
+        path=request.path,
+        client=client,
+    )
+    ctx.headers = {name.lower(): value for name, value in request.headers.items()}
+    resource = request.match_info.route.resource
+    if resource is not None:
+        ctx.route = resource.canonical
+    return ctx
+
+
+def _add_headers(
+    factory: RequestContextFactory,
+    request: web.Request,
+    response: web.StreamResponse,
+    preparing: bool = False,
+) -> None:
+    # `preparing`: called from on_response_prepare, where the headers are not
+    # written yet although `prepared` may already be true.
+    ctx = request.get(_CTX_KEY)
+    if ctx is None or request.get(_DONE_KEY) or (response.prepared and not preparing):
+        return
+    request[_DONE_KEY] = True
+    for name, value in factory.response_headers(ctx):
+        response.headers[name] = value
+
+
+def _plain(status: int, text: str) -> web.Response:
+    return web.Response(status=status, text=text)
+
+
+def make_middleware(*, factory: RequestContextFactory | None = None, **options: Any) -> Middleware:
+    """A middleware with its own options (those of `RequestContextFactory`).
+
+    Raises:
+        TypeError: an option is invalid.
+    """
+    if factory is not None and options:
+        raise TypeError("pass either factory=... or its options, not both")
+    factory = factory if factory is not None else RequestContextFactory(**options)
+    return _build(factory)
+
+
+def _build(factory: RequestContextFactory) -> Middleware:
+    @web.middleware
+    async def request_context_middleware(
+        request: web.Request, handler: Handler
+    ) -> web.StreamResponse:
+        try:
+            ctx = _context(factory, request)
+        except InvalidRequestId as exc:
+            rejected = _plain(exc.status_code, exc.public_message)
+            rejected.headers[factory.header] = factory.policy.new_id()
+            return rejected
+        request[_CTX_KEY] = ctx
+        response: web.StreamResponse
+        with request_storage.scope(ctx):
+            try:
+                pending = factory.start(ctx)
+                if pending is not None:
+                    await pending
+                response = await handler(request)
+            except web.HTTPException as exc:
+                _add_headers(factory, request, exc)
+                raise
+            except RequestRejected as exc:
+                response = _plain(exc.status_code, exc.public_message)
+            except Exception:
+                logger.exception(
+                    "unhandled exception in aiohttp handler %s %r", ctx.method, ctx.path
+                )
+                response = _plain(500, "Internal Server Error")
+            _add_headers(factory, request, response)
+            return response
+
+    request_context_middleware.__asynclocal_factory__ = factory  # type: ignore[attr-defined]
+    return request_context_middleware
+
+
+#: A ready middleware with the default options.
+request_context_middleware: Middleware = _build(RequestContextFactory())
+
+
+def setup(
+    app: web.Application, *, factory: RequestContextFactory | None = None, **options: Any
+) -> Middleware:
+    """Install the middleware (first) and the signal that adds headers to streamed responses.
+
+    Returns the middleware. Call before the app starts.
+
+    Raises:
+        TypeError: `app` is not an aiohttp Application, or an option is invalid.
+    """
+    if not isinstance(app, web.Application):
+        raise TypeError(f"setup() needs an aiohttp web.Application, got {type(app).__name__}")
+    middleware = make_middleware(factory=factory, **options)
+    used: RequestContextFactory = middleware.__asynclocal_factory__  # type: ignore[attr-defined]
+
+    async def on_prepare(request: web.Request, response: web.StreamResponse) -> None:
+        _add_headers(used, request, response, preparing=True)
+
+    app.middlewares.insert(0, middleware)  # type: ignore[arg-type]
+    app.on_response_prepare.append(on_prepare)
+    return middleware

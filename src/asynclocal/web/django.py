@@ -1,0 +1,157 @@
+"""Django middleware for ``MIDDLEWARE``, working in both WSGI and ASGI deployments.
+
+Usage (``settings.py``)::
+
+    MIDDLEWARE = [
+        "asynclocal.web.django.RequestContextMiddleware",   # first
+        ...
+    ]
+    # optional; every key is a RequestContextFactory option
+    ASYNCLOCAL_REQUEST_CONTEXT = {
+        "header": "X-Request-ID",
+        "on_request": "myproject.auth.load_user",    # dotted path or callable
+        "trusted_proxies": ["10.0.0.0/8"],
+    }
+
+Put it first so every other middleware, view and the 500 handler run inside
+the request's context. The response gets the id header (also on Django's own
+404/500 responses) and ``ctx.response_headers()``; ``ctx.route`` is set from
+``resolver_match.route`` before the view runs; `RequestRejected` answers with
+its status; a streamed body keeps the context until its last chunk. Async
+``on_request`` hooks need an ASGI deployment.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from typing import Any
+
+try:
+    from asgiref.sync import iscoroutinefunction, markcoroutinefunction
+    from django.conf import settings
+    from django.http import HttpRequest, HttpResponse, HttpResponseBase, StreamingHttpResponse
+    from django.utils.module_loading import import_string
+except ImportError as exc:  # pragma: no cover - depends on the environment
+    raise ImportError(
+        "asynclocal.web.django needs the 'django' extra: pip install 'asynclocal[django]'"
+    ) from exc
+
+from ..request._context import RequestContext, RequestRejected, request_storage
+from ..request._ids import InvalidRequestId
+from ..request._scope import RequestContextFactory
+
+__all__ = ["SETTINGS_NAME", "RequestContextMiddleware"]
+
+#: The Django setting holding the `RequestContextFactory` options.
+SETTINGS_NAME = "ASYNCLOCAL_REQUEST_CONTEXT"
+
+GetResponse = Callable[[HttpRequest], Any]
+
+
+def _factory_from_settings() -> RequestContextFactory:
+    options = dict(getattr(settings, SETTINGS_NAME, None) or {})
+    hook = options.get("on_request")
+    if isinstance(hook, str):
+        options["on_request"] = import_string(hook)
+    try:
+        return RequestContextFactory(**options)
+    except TypeError as exc:
+        raise TypeError(f"settings.{SETTINGS_NAME} is invalid: {exc}") from exc
+
+
+def _plain(status: int, text: str) -> HttpResponse:
+    return HttpResponse(text, status=status, content_type="text/plain; charset=utf-8")
+
+
+def _sync_chunks(ctx: RequestContext, chunks: Iterator[bytes]) -> Iterator[bytes]:
+    with request_storage.scope(ctx):
+        yield from chunks
+
+
+async def _async_chunks(ctx: RequestContext, chunks: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
+    with request_storage.scope(ctx):
+        async for chunk in chunks:
+            yield chunk
+
+
+class RequestContextMiddleware:
+    """Give every Django request its `RequestContext` (sync and async capable)."""
+
+    sync_capable = True
+    async_capable = True
+
+    def __init__(self, get_response: GetResponse) -> None:
+        if not callable(get_response):
+            raise TypeError("RequestContextMiddleware(get_response) needs a callable")
+        self.get_response = get_response
+        self.factory = _factory_from_settings()
+        self._async = iscoroutinefunction(get_response)
+        if self._async:
+            markcoroutinefunction(self)
+
+    def __call__(self, request: HttpRequest) -> Any:
+        if self._async:
+            return self._acall(request)
+        try:
+            ctx = self._context(request)
+        except InvalidRequestId as exc:
+            return self._invalid(exc)
+        with request_storage.scope(ctx):
+            try:
+                self.factory.start_sync(ctx)
+                response = self.get_response(request)
+            except RequestRejected as exc:
+                response = _plain(exc.status_code, exc.public_message)
+        return self._finish(ctx, response)
+
+    async def _acall(self, request: HttpRequest) -> HttpResponseBase:
+        try:
+            ctx = self._context(request)
+        except InvalidRequestId as exc:
+            return self._invalid(exc)
+        with request_storage.scope(ctx):
+            try:
+                pending = self.factory.start(ctx)
+                if pending is not None:
+                    await pending
+                get_response: Callable[[HttpRequest], Awaitable[HttpResponseBase]]
+                get_response = self.get_response
+                response = await get_response(request)
+            except RequestRejected as exc:
+                response = _plain(exc.status_code, exc.public_message)
+        return self._finish(ctx, response)
+
+    def process_view(
+        self, request: HttpRequest, view: Callable[..., Any], args: Any, kwargs: Any
+    ) -> None:
+        ctx = request_storage.get_store()
+        match = request.resolver_match
+        if ctx is not None and match is not None and match.route:
+            ctx.route = match.route
+
+    def process_exception(self, request: HttpRequest, exception: Exception) -> HttpResponse | None:
+        if isinstance(exception, RequestRejected):
+            return _plain(exception.status_code, exception.public_message)
+        return None
+
+    # -- helpers ------------------------------------------------------------
+
+    def _context(self, request: HttpRequest) -> RequestContext:
+        ctx = self.factory.from_environ(request.META)
+        ctx.path = request.path
+        return ctx
+
+    def _invalid(self, exc: InvalidRequestId) -> HttpResponse:
+        response = _plain(exc.status_code, exc.public_message)
+        response[self.factory.header] = self.factory.policy.new_id()
+        return response
+
+    def _finish(self, ctx: RequestContext, response: HttpResponseBase) -> HttpResponseBase:
+        for name, value in self.factory.response_headers(ctx):
+            response[name] = value
+        if isinstance(response, StreamingHttpResponse):
+            if response.is_async:
+                response.streaming_content = _async_chunks(ctx, response.streaming_content)
+            else:
+                response.streaming_content = _sync_chunks(ctx, response.streaming_content)
+        return response

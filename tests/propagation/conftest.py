@@ -1,0 +1,46 @@
+"""Fixtures: a clean propagation configuration per test, echo servers on 127.0.0.1."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from asynclocal import propagation
+from tests.support.servers import run_uvicorn
+
+from ._apps import echo_app
+
+
+@pytest.fixture(autouse=True)
+def clean_propagation() -> Iterator[None]:
+    """Every test starts and ends with the defaults and no integration installed."""
+    propagation.reset_config()
+    yield
+    propagation.uninstall()
+    propagation.set_trace_source(None)
+    propagation.reset_config()
+    from asynclocal.integrations import aiohttp_client, httpx, requests
+
+    httpx.uninstall()
+    requests.uninstall()
+    aiohttp_client.uninstall()
+    try:
+        from asynclocal.integrations import opentelemetry
+    except ImportError:
+        return
+    opentelemetry.uninstall()
+
+
+@pytest.fixture(scope="module")
+def echo_url() -> Iterator[str]:
+    """An allow-listed downstream that echoes the headers it received."""
+    with run_uvicorn(echo_app()) as url:
+        yield url
+
+
+@pytest.fixture(scope="module")
+def third_party_url() -> Iterator[str]:
+    """Another echo server standing for a third party (never a propagation target)."""
+    with run_uvicorn(echo_app()) as url:
+        yield url

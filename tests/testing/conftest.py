@@ -1,0 +1,3 @@
+"""The plugin tests run pytest itself (pytester) on small generated test files."""
+
+pytest_plugins = ["pytester"]
