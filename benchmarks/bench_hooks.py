@@ -9,23 +9,26 @@ Workloads (per operation):
   * executor job: ``loop.run_in_executor(None, int)`` round trips.
 
 Configurations:
-  * stdlib: measured first, before `asynclocal` is even imported;
+  * stdlib: a child process that never imports `asynclocal`, run once per repeat,
+    interleaved with the others;
   * no hook: `asynclocal` imported, a hook enabled and disabled again (everything restored);
   * tracking: one hook without callbacks (ids and execution resources only);
   * empty hook: one hook with all five callbacks as no-op functions;
   * detector: `asynclocal.debug.enable()`, no hook.
 
-Each figure is the minimum over interleaved repeats (a noisy neighbour hits every
-configuration alike); ratios are against stdlib. Peers: neither CPython nor any
-library we know of offers async lifecycle hooks for asyncio, so there is no
-peer row.
+Each figure is process CPU time (less sensitive to a loaded machine than wall
+time), the minimum over interleaved repeats; ratios are against stdlib.
+Peers: neither CPython nor any library we know of offers async lifecycle hooks
+for asyncio, so there is no peer row.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import platform
+import subprocess
 import sys
 import time
 from collections.abc import Callable, Coroutine
@@ -85,26 +88,43 @@ def measure(workload: Workload, n: int, new_loop: Callable[[], asyncio.AbstractE
         loop.close()
 
 
+def measure_all(
+    sizes: dict[str, int], new_loop: Callable[[], asyncio.AbstractEventLoop]
+) -> dict[str, float]:
+    return {name: measure(WORKLOADS[name][0], n, new_loop) for name, n in sizes.items()}
+
+
+def loop_factory(use_uvloop: bool) -> Callable[[], asyncio.AbstractEventLoop]:
+    if use_uvloop:
+        import uvloop
+
+        return uvloop.new_event_loop
+    return asyncio.new_event_loop
+
+
+def child(sizes: dict[str, int], use_uvloop: bool) -> None:
+    """The stdlib baseline: this process never imports asynclocal."""
+    result = measure_all(sizes, loop_factory(use_uvloop))
+    assert "asynclocal" not in sys.modules
+    print(json.dumps(result))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="fewer repeats, smaller runs")
     parser.add_argument("--uvloop", action="store_true", help="run on uvloop loops")
+    parser.add_argument("--child", help=argparse.SUPPRESS)
     opts = parser.parse_args()
+    if opts.child:
+        child(json.loads(opts.child), opts.uvloop)
+        return
     repeat = 3 if opts.quick else 7
     scale = 0.2 if opts.quick else 1.0
-    new_loop: Callable[[], asyncio.AbstractEventLoop] = asyncio.new_event_loop
-    if opts.uvloop:
-        import uvloop
-
-        new_loop = uvloop.new_event_loop
-
+    new_loop = loop_factory(opts.uvloop)
     sizes = {name: max(100, int(n * scale)) for name, (_, n) in WORKLOADS.items()}
-    stdlib: dict[str, float] = {}
-    for _ in range(repeat):  # before asynclocal is imported at all
-        for name, (workload, _) in WORKLOADS.items():
-            t = measure(workload, sizes[name], new_loop)
-            stdlib[name] = min(stdlib.get(name, t), t)
-    assert "asynclocal" not in sys.modules
+    child_cmd = [sys.executable, __file__, "--child", json.dumps(sizes)]
+    if opts.uvloop:
+        child_cmd.append("--uvloop")
 
     from asynclocal import debug, hooks
 
@@ -114,39 +134,46 @@ def main() -> None:
     def noop(*args: object) -> None:
         pass
 
-    configs: dict[str, tuple[Callable[[], None], Callable[[], None]]] = {}
     tracking = hooks.create_hook()
-    empty = hooks.create_hook(init=noop, before=noop, after=noop, destroy=noop, promise_resolve=noop)
-    configs["no hook"] = (lambda: None, lambda: None)
-    configs["tracking"] = (lambda: tracking.enable() and None, lambda: tracking.disable() and None)
-    configs["empty hook"] = (lambda: empty.enable() and None, lambda: empty.disable() and None)
-    configs["detector"] = (debug.enable, debug.disable)
+    empty = hooks.create_hook(
+        init=noop, before=noop, after=noop, destroy=noop, promise_resolve=noop
+    )
+    configs: dict[str, tuple[Callable[[], object], Callable[[], object]]] = {
+        "no hook": (lambda: None, lambda: None),
+        "tracking": (tracking.enable, tracking.disable),
+        "empty hook": (empty.enable, empty.disable),
+        "detector": (debug.enable, debug.disable),
+    }
 
+    stdlib: dict[str, float] = {}
     best: dict[tuple[str, str], float] = {}
     for _ in range(repeat):
+        out = subprocess.run(child_cmd, capture_output=True, text=True, check=True).stdout
+        for name, t in json.loads(out).items():
+            stdlib[name] = min(stdlib.get(name, t), t)
         for config, (on, off) in configs.items():
             on()
             try:
-                for name, (workload, _) in WORKLOADS.items():
-                    t = measure(workload, sizes[name], new_loop)
+                for name, t in measure_all(sizes, new_loop).items():
                     key = (config, name)
                     best[key] = min(best.get(key, t), t)
             finally:
                 off()
-    assert not hooks.installed() and not debug.enabled()
+    assert not hooks.installed()
+    assert not debug.enabled()
 
     loop_name = "uvloop" if opts.uvloop else "asyncio"
     print(f"Python {platform.python_version()} on {platform.machine()}, {loop_name} loop")
-    print(f"min of {repeat} interleaved repeats; ratio = configuration / stdlib")
-    header = f"{'workload':<20}{'stdlib':>12}" + "".join(f"{c:>16}" for c in configs)
+    print(f"CPU time per operation, min of {repeat} interleaved repeats; ratio = config / stdlib")
+    header = f"{'workload':<20}{'stdlib':>10}" + "".join(f"{c:>17}" for c in configs)
     print(header)
     print("-" * len(header))
     for name in WORKLOADS:
         base = stdlib[name]
         cells = "".join(
-            f"{best[(c, name)] * 1e6:>8.2f}µs {best[(c, name)] / base:>4.2f}×" for c in configs
+            f"{best[(c, name)] * 1e6:>9.2f}µs {best[(c, name)] / base:>4.2f}x" for c in configs
         )
-        print(f"{name:<20}{base * 1e6:>10.2f}µs{cells}")
+        print(f"{name:<20}{base * 1e6:>8.2f}µs{cells}")
 
 
 if __name__ == "__main__":

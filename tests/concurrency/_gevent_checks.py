@@ -129,7 +129,7 @@ def installed_gevent_apis() -> Pairs:
         # A full pool hands apply_async to a helper greenlet: still the caller's context.
         pending = als.run("full-pool", full.apply_async, als.get_store)
         als.run("raw", gevent.spawn_raw, lambda: raw_done.set(als.get_store()))
-        gevent.joinall([als.run(f"req-{i}", gevent.spawn, request, i) for i in range(10)])
+        gevent.joinall([als.run(f"req-{i}", al_gevent.spawn, request, i) for i in range(10)])
         blocker.join()
         out.append(["full-pool", pending.get(timeout=5)])
         out.append(["raw", raw_done.get(timeout=5)])

@@ -12,6 +12,7 @@ from typing import Any
 
 import anyio
 import anyio.from_thread
+import anyio.lowlevel
 import anyio.to_thread
 import pytest
 
@@ -134,7 +135,7 @@ def test_to_thread_run_sync_carries_and_isolates(backend: str) -> None:
 
 def test_from_thread_runs_in_the_calling_thread_context(backend: str) -> None:
     async def read_async() -> str | None:
-        await anyio.sleep(0)
+        await anyio.lowlevel.checkpoint()
         return als.get_store()
 
     def in_thread(i: int) -> tuple[Any, ...]:

@@ -97,7 +97,7 @@ def test_to_thread_carries_and_reused_threads_never_leak() -> None:
 
 def test_from_thread_runs_in_the_calling_thread_context() -> None:
     async def read_async() -> str | None:
-        await trio.sleep(0)
+        await trio.lowlevel.checkpoint()
         return als.get_store()
 
     def in_thread(i: int) -> tuple[Any, ...]:

@@ -110,7 +110,7 @@ def test_call_soon_threadsafe_runs_in_the_calling_thread_context(run: Callable[.
 @pytest.mark.parametrize("run", RUNNERS)
 @pytest.mark.usefixtures("threads_installed")
 def test_run_in_executor_with_threads_installed(run: Callable[..., Any]) -> None:
-    """uvloop's default executor is a ThreadPoolExecutor: `asynclocal.threads.install()` fixes it."""
+    """uvloop's default executor is a ThreadPoolExecutor: `asynclocal.threads.install()`."""
 
     def job(expected: str) -> tuple[str, str | None]:
         got = als.get_store()

@@ -249,3 +249,18 @@ def test_redaction_can_be_turned_off(make_logger: Callable[..., logging.Logger])
     log.info("password=%s", "plain")
 
     assert handler.lines == ["password=plain"]
+
+
+def test_a_non_redacting_filter_upstream_does_not_disable_redaction(
+    make_logger: Callable[..., logging.Logger],
+) -> None:
+    handler = ListHandler(logging.Formatter("%(request_id)s %(message)s %(note)s"))
+    handler.addFilter(ContextFilter())
+    log = make_logger(handler)
+    log.addFilter(ContextFilter(redact=False, escape=False))
+
+    request_storage.run(
+        _context(), log.info, "password=%s\nnext", PASSWORD, extra={"note": f"Bearer {OPAQUE}"}
+    )
+
+    assert handler.lines == ["r-secret password=[REDACTED]\\nnext Bearer [REDACTED]"]

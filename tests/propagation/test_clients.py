@@ -207,3 +207,21 @@ async def test_concurrent_requests_each_send_their_own_ids(echo_url: str) -> Non
         results = await asyncio.wait_for(asyncio.gather(*(one(n, client) for n in range(60))), 60)
     for ctx, received in results:
         assert_propagated(received, ctx)
+
+
+def test_instrument_targets_win_over_install(echo_url: str) -> None:
+    propagation.configure(targets=["nowhere.invalid"])
+    al_httpx.install()
+    al_requests.install()
+    mine = [urlsplit(echo_url).netloc]
+    with request_storage.scope(new_ctx(8)):
+        with al_httpx.instrument(httpx.Client(), targets=mine) as client:
+            assert len(client.event_hooks["request"]) == 1
+            assert client.get(echo_url).json()["received"]["x-request-id"] == "req-8"
+        session = al_requests.instrument(al_requests.instrument(requests.Session()), targets=mine)
+        with session:
+            received = session.get(echo_url, timeout=10).json()["received"]
+        assert received["x-request-id"] == "req-8"
+        # sessions and clients left alone follow the configured targets
+        assert_clean(requests.get(echo_url, timeout=10).json()["received"])
+        assert_clean(httpx.get(echo_url).json()["received"])

@@ -1,4 +1,4 @@
-"""Eager Celery (`task_always_eager`, `task.apply()`): the same guarantees as a worker, in-process."""
+"""Eager Celery (`task_always_eager`, `task.apply()`): the same guarantees as a worker."""
 
 from __future__ import annotations
 
@@ -34,7 +34,8 @@ def step(self: Any, acc: list[dict[str, Any]] | None = None) -> list[dict[str, A
 
 @app.task(bind=True, max_retries=3)
 def flaky(self: Any, fail_times: int) -> dict[str, Any]:
-    attempts.append(json.loads(json.dumps({**seen(self.request.id), "retries": self.request.retries})))
+    attempt = {**seen(self.request.id), "retries": self.request.retries}
+    attempts.append(json.loads(json.dumps(attempt)))  # a snapshot, not the live store
     if self.request.retries < fail_times:
         tenant.get_store()["mutated"] = True  # a copy: must reach neither the retry nor the caller
         raise self.retry(countdown=0)

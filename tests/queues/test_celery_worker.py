@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 import random
 from collections import Counter
@@ -110,7 +111,7 @@ def test_chains_continue_the_causation_chain(
         steps = celery_worker.wait(result)
         assert len(steps) == 3
         assert steps[0]["parent"] == ctx.request_id
-        for before, after in zip(steps, steps[1:]):
+        for before, after in itertools.pairwise(steps):
             assert after["parent"] == before["task_id"]
         for seen in steps:
             assert seen["request_id"] == seen["task_id"]
@@ -170,10 +171,10 @@ def test_unserialisable_store_fails_at_publish_and_sends_nothing(
 ) -> None:
     queue = "q-never-consumed"
     client = redis.Redis.from_url(f"{redis_server}/0")
-    with pytest.raises(ContextNotSerializableError, match="tests.queues.tenant"):
+    with pytest.raises(ContextNotSerializableError, match=r"tests\.queues\.tenant"):
         tenant.run({"when": object()}, celery_app.record.apply_async, queue=queue)
+    ctx = RequestContext("req-bad")
+    ctx.set("plan", {1, 2})
     with pytest.raises(ContextNotSerializableError, match="'plan'"):
-        ctx = RequestContext("req-bad")
-        ctx.set("plan", {1, 2})
         request_storage.run(ctx, celery_app.record.apply_async, queue=queue)
     assert client.llen(queue) == 0

@@ -149,6 +149,6 @@ def test_jobs_retries_and_subjobs_see_their_own_request(setup: Setup) -> None:
 
 
 def test_unserialisable_store_fails_at_enqueue(setup: Setup) -> None:
-    with pytest.raises(ContextNotSerializableError, match="tests.queues.tenant"):
+    with pytest.raises(ContextNotSerializableError, match=r"tests\.queues\.tenant"):
         tenant.run({"bad": {1}}, setup.queue.enqueue, rq_jobs.record)
     assert setup.queue.count == 0

@@ -106,8 +106,27 @@ class HookedCoroutine(collections.abc.Coroutine[Any, Any, Any]):
         return result
 
     def __next__(self) -> Any:
-        # The C Task sends None through tp_iternext when the type has one.
-        return self.send(None)
+        # The C Task sends None through tp_iternext: same body as send(), one frame less.
+        frame = self._frame
+        if frame is None:
+            # An eager task (3.12+) runs its first step inside create_task.
+            frame = self._started(asyncio.current_task())
+        token = frame_var.set(frame)
+        async_id = self._async_id
+        if _ids._before:
+            emit_before(async_id)
+        try:
+            result = self._coro.send(None)
+        except BaseException as exc:
+            self._finished(exc)
+            emit_after(async_id)
+            frame_var.reset(token)
+            self._destroy()
+            raise
+        if _ids._after:
+            emit_after(async_id)
+        frame_var.reset(token)
+        return result
 
     def throw(self, typ: Any, val: Any = None, tb: Any = None) -> Any:
         frame = self._frame

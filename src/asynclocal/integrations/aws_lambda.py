@@ -204,15 +204,30 @@ async def _invoke_async(fn: Handler[Awaitable[R]], event: Any, context: Any) -> 
             return _rejected(event, ctx, exc)
 
 
+class _LoopHolder:
+    """One event loop per thread, kept across invocations, closed when the thread ends."""
+
+    __slots__ = ("loop",)
+
+    def __init__(self) -> None:
+        self.loop = asyncio.new_event_loop()
+
+    def __del__(self) -> None:
+        try:
+            if not self.loop.is_running():
+                self.loop.close()
+        except Exception:
+            pass
+
+
 _loops = threading.local()
 
 
 def _thread_loop() -> asyncio.AbstractEventLoop:
-    loop: asyncio.AbstractEventLoop | None = getattr(_loops, "loop", None)
-    if loop is None or loop.is_closed():
-        loop = asyncio.new_event_loop()
-        _loops.loop = loop
-    return loop
+    holder: _LoopHolder | None = getattr(_loops, "holder", None)
+    if holder is None or holder.loop.is_closed():
+        holder = _loops.holder = _LoopHolder()
+    return holder.loop
 
 
 @overload

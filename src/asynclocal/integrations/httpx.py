@@ -65,7 +65,10 @@ def async_request_hook(targets: TargetsArg = None) -> Callable[[httpx.Request], 
 
 
 def instrument(client: C, *, targets: TargetsArg = None) -> C:
-    """Add the propagation hook to `client` (sync or async); return it. Idempotent.
+    """Add the propagation hook to `client` (sync or async); return it.
+
+    Idempotent: a second call replaces the hook (and its targets), including
+    the one `install()` added.
 
     Raises:
         TypeError: `client` is not an httpx.Client or httpx.AsyncClient.
@@ -80,10 +83,12 @@ def instrument(client: C, *, targets: TargetsArg = None) -> C:
             f"{type(client).__name__}"
         )
     hooks: dict[str, list[Callable[..., Any]]] = dict(client.event_hooks)
-    existing: list[Callable[..., Any]] = list(hooks.get("request", []))
-    if any(getattr(h, _MARK, False) for h in existing):
-        return client
-    hooks["request"] = [*existing, hook]
+    # Replace an earlier propagation hook (from install() or a previous call): the
+    # latest targets win and the headers are never handled twice.
+    others: list[Callable[..., Any]] = [
+        h for h in hooks.get("request", []) if not getattr(h, _MARK, False)
+    ]
+    hooks["request"] = [*others, hook]
     client.event_hooks = hooks
     return client
 

@@ -36,17 +36,24 @@ __all__ = ["install", "instrument", "uninstall"]
 _MARK = "_asynclocal_wrapped"
 
 
+_INSTANCE_MARK = "_asynclocal_instrumented"
+
+
 def _wrap_send(
-    send: Callable[..., requests.Response], targets: PropagationTargets | None
+    send: Callable[..., requests.Response],
+    targets: PropagationTargets | None,
+    *,
+    unbound: bool,
 ) -> Callable[..., requests.Response]:
     @functools.wraps(send)
     def wrapped(*args: Any, **kwargs: Any) -> requests.Response:
-        request = kwargs.get("request")
-        if request is None:
-            # unbound (class patch): (self, request, ...); bound: (request, ...)
-            request = next((a for a in args if isinstance(a, requests.PreparedRequest)), None)
-        if request is not None:
-            apply_outgoing_headers(request.headers, request.url, targets)
+        # a session instrumented on its own is handled by its instance wrapper only
+        if not (unbound and args and getattr(args[0], _INSTANCE_MARK, False)):
+            request = kwargs.get("request")
+            if request is None:
+                request = next((a for a in args if isinstance(a, requests.PreparedRequest)), None)
+            if request is not None:
+                apply_outgoing_headers(request.headers, request.url, targets)
         return send(*args, **kwargs)
 
     setattr(wrapped, _MARK, True)
@@ -54,7 +61,10 @@ def _wrap_send(
 
 
 def instrument(session: requests.Session, *, targets: TargetsArg = None) -> requests.Session:
-    """Make `session` send the propagated headers to targets; return it. Idempotent.
+    """Make `session` send the propagated headers to targets; return it.
+
+    Idempotent: a second call replaces the targets. Its targets win over those
+    of `install()`.
 
     Raises:
         TypeError: `session` is not a requests.Session.
@@ -63,9 +73,10 @@ def instrument(session: requests.Session, *, targets: TargetsArg = None) -> requ
     if not isinstance(session, requests.Session):
         raise TypeError(f"instrument() expects a requests.Session, got {type(session).__name__}")
     resolved = resolve_targets(targets)
-    if getattr(session.send, _MARK, False):
-        return session
-    session.send = _wrap_send(session.send, resolved)  # type: ignore[method-assign]
+    send = session.__dict__.get("_asynclocal_original_send") or session.send
+    session.__dict__["_asynclocal_original_send"] = send
+    session.send = _wrap_send(send, resolved, unbound=False)  # type: ignore[method-assign]
+    setattr(session, _INSTANCE_MARK, True)
     return session
 
 
@@ -85,7 +96,9 @@ def install(*, targets: TargetsArg = None) -> None:
     with _lock:
         if not _original:
             _original.append(requests.Session.send)
-        requests.Session.send = _wrap_send(_original[0], resolved)  # type: ignore[method-assign]
+        requests.Session.send = _wrap_send(  # type: ignore[method-assign]
+            _original[0], resolved, unbound=True
+        )
 
 
 def uninstall() -> None:

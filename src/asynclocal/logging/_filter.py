@@ -25,6 +25,7 @@ __all__ = ["ContextFilter", "install", "uninstall"]
 _exception_formatter = logging.Formatter()
 _ALL: tuple[str, ...] = STANDARD_FIELDS
 _pid = os.getpid
+_ESCAPED_ATTR = "_asynclocal_escaped"
 
 
 class ContextFilter(logging.Filter):
@@ -106,16 +107,22 @@ class ContextFilter(logging.Filter):
                 fresh = capture(new_fields) if here else {}
                 for name in new_fields:
                     captured[name] = fresh.get(name)
+        # Clean once: a later filter redoes only what an earlier one did not do
+        # (redaction and escaping are idempotent, so redoing is only work).
         redactor = self.redactor
-        if REDACTED_BY_ATTR not in attrs:  # the first filter cleans the record
+        if redactor is not None and attrs.get(REDACTED_BY_ATTR) is redactor:
+            redactor = None
+        escape = self.escape and _ESCAPED_ATTR not in attrs
+        if redactor is not None or escape:
+            self._clean(record, redactor, escape)
             if redactor is not None:
+                attrs[REDACTED_BY_ATTR] = redactor
                 new_fields = tuple(k for k in captured if k not in STANDARD_FIELDS)
-            if redactor is not None or self.escape:
-                self._clean(record)
-            attrs[REDACTED_BY_ATTR] = redactor
-        if redactor is not None:
+            if escape:
+                attrs[_ESCAPED_ATTR] = True
+        if self.redactor is not None:
             for name in new_fields:
-                captured[name] = redactor.redact_value(captured[name], name)
+                captured[name] = self.redactor.redact_value(captured[name], name)
         self._set_attrs(attrs, captured)
         return True
 
@@ -129,8 +136,8 @@ class ContextFilter(logging.Filter):
                 text = value if isinstance(value, str) else str(value)
                 attrs[name] = escape_control(text) if self.escape else text
 
-    def _clean(self, record: logging.LogRecord) -> None:
-        redactor = self.redactor
+    @staticmethod
+    def _clean(record: logging.LogRecord, redactor: Redactor | None, escape: bool) -> None:
         msg = record.msg
         if redactor is not None and isinstance(msg, dict) and not record.args:
             record.msg = redactor.redact_mapping(msg)  # a dict message (JSON loggers)
@@ -141,18 +148,19 @@ class ContextFilter(logging.Filter):
                 rendered = None  # leave it to the handler to report the bad call
             if rendered is not None:
                 cleaned = redactor.redact_text(rendered) if redactor is not None else rendered
-                if self.escape:
+                if escape:
                     cleaned = escape_control(cleaned)
                 if cleaned != rendered or not isinstance(msg, str):
                     record.msg = cleaned
                     record.args = None
         attrs = record.__dict__
-        # Request fields are not set yet: a field name found here is an explicit `extra`.
-        for key, value in list(attrs.items()):
-            if key in _RECORD_ATTRS or key[:1] == "_":
+        # Request fields set by an earlier filter are cleaned again: harmless.
+        for key in attrs.keys() - _RECORD_ATTRS:
+            if key[:1] == "_":
                 continue
+            value = attrs[key]
             new = redactor.redact_value(value, key) if redactor is not None else value
-            if self.escape and isinstance(new, str):
+            if escape and isinstance(new, str):
                 new = escape_control(new)
             if new is not value:
                 attrs[key] = new

@@ -19,7 +19,7 @@ The block that opens a transaction commits it on success, rolls it back on an
 exception and closes the session; nothing stays open after it. The module-level
 `transactional`, `transaction` and `current_session` use the manager given as
 ``manager=`` or the default one (`set_default_manager`, or the only manager
-created so far). See docs/transactions.md for the rules on tasks and threads.
+alive). See docs/transactions.md for the rules on tasks and threads.
 """
 
 from __future__ import annotations
