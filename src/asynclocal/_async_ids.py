@@ -134,8 +134,7 @@ def _report(event: str, callback: object) -> None:
     # A failing hook must not break the application: log it (the logging module's
     # last-resort handler prints to stderr when the app configured nothing) and go on.
     logger.error(
-        "asynclocal: exception in async hook %s callback %r (ignored; the application "
-        "continues)",
+        "asynclocal: exception in async hook %s callback %r (ignored; the application continues)",
         event,
         callback,
         exc_info=True,

@@ -157,7 +157,8 @@ class AsyncLocalStorage(Generic[T]):
 
     def _new_var(self) -> ContextVar[T | None]:
         var: ContextVar[T | None] = ContextVar(f"asynclocal:{self._name}", default=self._default)
-        self.get_store = var.get
+        # Through the slot itself, so a subclass that overrides get_store keeps its method.
+        _get_store_slot.__set__(self, var.get)
         self._var = var
         return var
 
@@ -297,6 +298,9 @@ class AsyncLocalStorage(Generic[T]):
                 f"AsyncLocalStorage.bind() expected a callable, got {type(fn).__name__}"
             )
         return bind_to_context(copy_context(), fn)
+
+
+_get_store_slot: Any = AsyncLocalStorage.__dict__["get_store"]
 
 
 class StorageScope(Generic[T]):

@@ -176,4 +176,17 @@ def monkey_patched_threads_with_asynclocal_threads() -> Pairs:
         asynclocal.threads.uninstall()
 
 
+@check
+def helpers_validate_input() -> Pairs:
+    out: Pairs = []
+    for helper in (al_gevent.spawn, al_gevent.spawn_raw):
+        try:
+            helper("not callable")  # type: ignore[arg-type]
+        except TypeError as exc:
+            out.append([True, "callable" in str(exc)])
+        else:
+            out.append(["TypeError", "nothing raised"])
+    return out
+
+
 json.dump(results, sys.stdout)

@@ -23,6 +23,7 @@ CHECKS = [
     "installed_gevent_apis",
     "uninstall_restores_gevent",
     "monkey_patched_threads_with_asynclocal_threads",
+    "helpers_validate_input",
 ]
 
 

@@ -32,6 +32,21 @@ def test_name_and_default() -> None:
     assert "request" in repr(als)
 
 
+def test_subscripted_construction_and_subclass_override() -> None:
+    typed = AsyncLocalStorage[dict[str, int]](name="typed")
+    assert typed.run({"a": 1}, typed.get_store) == {"a": 1}
+
+    class Upper(AsyncLocalStorage[str]):
+        def get_store(self) -> str | None:
+            store = self.context_var.get()
+            return None if store is None else store.upper()
+
+    upper = Upper(name="upper")
+    assert upper.run("abc", upper.get_store) == "ABC"
+    upper.disable()
+    assert upper.run("xyz", upper.get_store) == "XYZ"
+
+
 def test_generated_names_are_unique() -> None:
     a: AsyncLocalStorage[int] = AsyncLocalStorage()
     b: AsyncLocalStorage[int] = AsyncLocalStorage()

@@ -53,11 +53,16 @@ def test_create_hook_rejects_non_callables() -> None:
 
 def test_enable_and_disable_are_chainable_and_idempotent() -> None:
     hook = hooks.create_hook()
-    assert not hook.enabled and hooks.enabled_hooks() == []
-    assert hook.enable() is hook and hook.enable() is hook
-    assert hook.enabled and hooks.enabled_hooks() == [hook]
-    assert hook.disable() is hook and hook.disable() is hook
-    assert not hook.enabled and hooks.enabled_hooks() == []
+    assert not hook.enabled
+    assert hooks.enabled_hooks() == []
+    assert hook.enable() is hook
+    assert hook.enable() is hook
+    assert hook.enabled
+    assert hooks.enabled_hooks() == [hook]
+    assert hook.disable() is hook
+    assert hook.disable() is hook
+    assert not hook.enabled
+    assert hooks.enabled_hooks() == []
 
 
 def test_nothing_installed_while_every_hook_is_disabled(run: Run) -> None:
@@ -83,7 +88,8 @@ def test_nothing_installed_while_every_hook_is_disabled(run: Run) -> None:
     factory, coro, handle, child_id = run(main())
     assert factory is None
     assert type(coro) is CoroutineType  # the app's own coroutine, unwrapped
-    assert "print" in handle and "Immediate" not in handle  # the callback itself
+    assert "print" in handle
+    assert "Immediate" not in handle
     assert child_id == 1  # nothing tracks tasks while no hook is enabled
 
 
@@ -181,7 +187,8 @@ def test_async_resource_events_and_scope(recorder: Recorder) -> None:
     assert inside == [(outer.async_id(), 1, outer)]
     assert outer.rows == 3  # type: ignore[attr-defined]
     inits = recorder.inits()
-    assert inits[outer.async_id()].type == "DBQuery" and inits[outer.async_id()].trigger == 1
+    assert inits[outer.async_id()].type == "DBQuery"
+    assert inits[outer.async_id()].trigger == 1
     assert inits[nested.async_id()].trigger == outer.async_id()
     kinds = [(e.kind, e.async_id) for e in recorder.events if e.async_id == outer.async_id()]
     assert kinds == [
@@ -212,7 +219,8 @@ def test_future_resolve_is_reported_when_the_result_is_set(run: Run, recorder: R
     futures = [e for e in recorder.of("init") if e.type == "Future"]
     resolved = {e.async_id for e in recorder.of("promise_resolve")}
     destroyed = {e.async_id for e in recorder.of("destroy")}
-    assert futures[0].async_id in resolved and futures[1].async_id not in resolved
+    assert futures[0].async_id in resolved
+    assert futures[1].async_id not in resolved
     assert {f.async_id for f in futures} <= destroyed
 
 
@@ -220,7 +228,8 @@ def test_enable_from_env_values() -> None:
     assert hooks.enable_from_env({}) is None
     assert hooks.enable_from_env({"ASYNCLOCAL_HOOKS": "0"}) is None
     hook = hooks.enable_from_env({"ASYNCLOCAL_HOOKS": "1"})
-    assert hook is not None and hook.enabled
+    assert hook is not None
+    assert hook.enabled
     hook.disable()
     with pytest.raises(ValueError, match="ASYNCLOCAL_HOOKS='bogus'"):
         hooks.enable_from_env({"ASYNCLOCAL_HOOKS": "bogus"})
@@ -240,4 +249,6 @@ def test_environment_variable_turns_tracking_on_at_import() -> None:
     )
     assert out.returncode == 0, out.stderr
     task_id, trigger, enabled = map(int, out.stdout.split())
-    assert task_id > 1 and trigger == 1 and enabled == 1
+    assert task_id > 1
+    assert trigger == 1
+    assert enabled == 1

@@ -85,7 +85,8 @@ def test_thread_and_pool_job_without_propagation_are_reported(
     reports = ours(debug.reports())
     assert [(r.kind, r.boundary) for r in reports] == [("lost", "thread"), ("lost", "executor job")]
     for r in reports:
-        assert r.expected == "'r-1'" and r.found is None
+        assert r.expected == "'r-1'"
+        assert r.found is None
         assert scheduled_here(r, "start_thread_and_pool_job")
     assert reports[1].target == "read_store"
     logged = [rec.getMessage() for rec in caplog.records if rec.name == "asynclocal.debug"]
@@ -93,7 +94,9 @@ def test_thread_and_pool_job_without_propagation_are_reported(
     assert any("start_thread_and_pool_job" in m for m in logged)  # the scheduling stack
 
 
-def test_nothing_reported_with_propagation_installed(detector: None, threads_installed: None) -> None:
+def test_nothing_reported_with_propagation_installed(
+    detector: None, threads_installed: None
+) -> None:
     assert request.run("r-2", start_thread_and_pool_job) == ("r-2", "r-2")
     assert ours(debug.reports()) == []
 
@@ -153,7 +156,8 @@ def test_callback_registered_through_a_context_dropping_api(detector: None) -> N
     assert request.run("r-4", register_callbacks, False) == [None]
     reports = [r for r in ours(debug.reports()) if r.boundary == "done callback"]
     assert len(reports) == 1
-    assert reports[0].kind == "lost" and reports[0].expected == "'r-4'"
+    assert reports[0].kind == "lost"
+    assert reports[0].expected == "'r-4'"
     assert reports[0].target.endswith("callback")
     assert scheduled_here(reports[0], "register_callbacks")
 

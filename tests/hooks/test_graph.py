@@ -137,7 +137,8 @@ def run_program(run: Run, rec: Recorder) -> tuple[list[Any], int]:
     seen.clear()
     results = run(program())
     gc.collect()
-    assert hooks.execution_async_id() == 1 and hooks.trigger_async_id() == 0
+    assert hooks.execution_async_id() == 1
+    assert hooks.trigger_async_id() == 0
     roots = [e for e in rec.of("init") if e.type == "Task" and label(e) == "Task program"]
     assert len(roots) == 1
     return results, roots[0].async_id
@@ -179,7 +180,8 @@ def test_before_after_balanced_and_nested_per_thread(run: Run, recorder: Recorde
         if e.kind == "init":
             inited.add(e.async_id)
         elif e.kind == "before":
-            assert e.async_id in inited and e.async_id not in destroyed
+            assert e.async_id in inited
+            assert e.async_id not in destroyed
             stacks[e.thread].append(e.async_id)
         elif e.kind == "after":
             assert stacks[e.thread], f"after({e.async_id}) without before"
@@ -191,7 +193,8 @@ def test_before_after_balanced_and_nested_per_thread(run: Run, recorder: Recorde
     executor_threads = {
         e.thread for e in recorder.of("before") if inits[e.async_id].type == "Executor"
     }
-    assert executor_threads and loop_thread not in executor_threads
+    assert executor_threads
+    assert loop_thread not in executor_threads
     task_steps = Counter(
         e.async_id for e in recorder.of("before") if inits[e.async_id].type == "Task"
     )
@@ -215,7 +218,8 @@ def test_destroy_exactly_once_per_init(run: Run, recorder: Recorder) -> None:
 def test_ids_unique_increasing_and_promise_resolve(run: Run, recorder: Recorder) -> None:
     run_program(run, recorder)
     ids = [e.async_id for e in recorder.of("init")]
-    assert ids == sorted(set(ids)) and ids[0] > 1
+    assert ids == sorted(set(ids))
+    assert ids[0] > 1
     inits = recorder.inits()
     resolved = Counter(e.async_id for e in recorder.of("promise_resolve"))
     assert set(resolved.values()) <= {1}
@@ -227,9 +231,7 @@ def test_ids_unique_increasing_and_promise_resolve(run: Run, recorder: Recorder)
             assert resolved[async_id] == 0, name  # cancelled: no result
     # the future resolved by on_soon reports it inside on_soon's step
     program_id = next(i for i, e in inits.items() if label(e) == "Task program")
-    fut_id = next(
-        i for i, e in inits.items() if e.type == "Future" and e.trigger == program_id
-    )
+    fut_id = next(i for i, e in inits.items() if e.type == "Future" and e.trigger == program_id)
     soon_id = next(i for i, e in inits.items() if label(e) == "Immediate on_soon")
     order = [(e.kind, e.async_id) for e in recorder.events]
     at = order.index(("promise_resolve", fut_id))

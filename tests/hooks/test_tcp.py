@@ -12,6 +12,7 @@ import asyncio
 import gc
 import importlib.util
 import random
+import sys
 from collections import Counter
 from collections.abc import Callable, Coroutine
 from pathlib import Path
@@ -26,8 +27,10 @@ EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "tcp_connection_sta
 
 def load_example() -> ModuleType:
     spec = importlib.util.spec_from_file_location("tcp_connection_state", EXAMPLE)
-    assert spec is not None and spec.loader is not None
+    assert spec is not None
+    assert spec.loader is not None
     module = importlib.util.module_from_spec(spec)
+    sys.modules["tcp_connection_state"] = module  # dataclasses look their module up there
     spec.loader.exec_module(module)
     return module
 

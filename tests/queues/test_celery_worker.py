@@ -178,3 +178,27 @@ def test_unserialisable_store_fails_at_publish_and_sends_nothing(
     with pytest.raises(ContextNotSerializableError, match="'plan'"):
         request_storage.run(ctx, celery_app.record.apply_async, queue=queue)
     assert client.llen(queue) == 0
+
+
+def test_malformed_or_foreign_headers_never_fail_the_task(
+    celery_worker: CeleryWorker, celery_app: ModuleType
+) -> None:
+    """Messages from elsewhere: junk is ignored, unknown storages are skipped, the task runs."""
+    raw_send = celery_app.app.send_task.__wrapped__  # bypasses install(): we write the header
+    name = celery_app.record.name
+    foreign = json.dumps(
+        {
+            "v": 1,
+            "carrier": {"x-request-id": "up-1", "x-root-request-id": "root-1"},
+            "stores": {"no.such.storage": 1, "tests.queues.tenant": {"tenant": "x"}},
+        }
+    )
+    results = [
+        raw_send(name, (0.0,), queue=celery_worker.queue, headers={"asynclocal": header})
+        for header in ("{not json", json.dumps({"v": 99}), json.dumps([1, 2]), foreign)
+    ]
+    for result in results[:3]:
+        _assert_no_request(celery_worker.wait(result))
+    seen = celery_worker.wait(results[3])
+    assert (seen["root"], seen["parent"]) == ("root-1", "up-1")
+    assert seen["tenant"] == {"tenant": "x"}

@@ -152,3 +152,11 @@ def test_unserialisable_store_fails_at_enqueue(setup: Setup) -> None:
     with pytest.raises(ContextNotSerializableError, match=r"tests\.queues\.tenant"):
         tenant.run({"bad": {1}}, setup.queue.enqueue, rq_jobs.record)
     assert setup.queue.count == 0
+
+
+def test_install_validates_fields() -> None:
+    with pytest.raises(TypeError, match="list of field names"):
+        al_rq.install(fields="plan")
+    with pytest.raises(TypeError, match="non-empty str"):
+        al_rq.install(fields=[""])
+    assert not al_rq.installed()

@@ -182,6 +182,11 @@ def _lookup_for(fn: object) -> Lookup:
 
 
 def _target_name(fn: object) -> str:
+    for _ in range(4):  # through functools.wraps-style wrappers
+        inner = getattr(fn, "__wrapped__", None)
+        if inner is None:
+            break
+        fn = inner
     name = getattr(fn, "__qualname__", None) or getattr(fn, "__name__", None)
     return str(name) if name else type(fn).__name__
 
@@ -197,9 +202,7 @@ def _check(
             found = _MISSING
         if found is expected:
             continue
-        kind: Literal["lost", "leak"] = (
-            "lost" if found is _MISSING else "leak"
-        )
+        kind: Literal["lost", "leak"] = "lost" if found is _MISSING else "leak"
         report = ContextReport(
             kind=kind,
             boundary=boundary,
@@ -275,9 +278,7 @@ def _start_thread(function: Callable[..., Any], *args: Any, **kwargs: Any) -> An
     return _orig_start(function, *args, **kwargs)
 
 
-def _work_item_init(
-    self: Any, future: Any, fn: Callable[..., Any], args: Any, kwargs: Any
-) -> None:
+def _work_item_init(self: Any, future: Any, fn: Callable[..., Any], args: Any, kwargs: Any) -> None:
     _orig_work_item_init(self, future, _Checked(fn, "executor job"), args, kwargs)
 
 
@@ -337,4 +338,3 @@ def clear_reports() -> None:
     """Forget every report."""
     with _reports_lock:
         _reports.clear()
-

@@ -220,6 +220,10 @@ class CallbackResource:
                 if _ids._destroy:
                     emit_destroy(async_id)
 
+    @property
+    def __wrapped__(self) -> Callable[..., Any]:
+        return self.callback
+
     def __repr__(self) -> str:
         return f"<{self.type} async_id={self.async_id} {self.callback!r}>"
 

@@ -33,7 +33,9 @@ mode (``task_always_eager`` or ``task.apply()``) alike:
 * A retry is published with the exact context the task received, so every
   attempt sees the same request ids and stores. A task published from inside a
   task (a chain's next step, a link, a sub-task) continues the causation chain:
-  same root id, parent id = the publishing task's id.
+  same root id, parent id = the publishing task's id. A chain's next step is
+  published after the task returned, from its context as the task left it.
+  Eager chains, which Celery runs step by step in the caller, chain the same way.
 
 A malformed header, or a store for a storage the worker does not have, is
 logged on the ``asynclocal.integrations`` logger and skipped; the task runs.

@@ -4,9 +4,12 @@ Either use the job class on both sides::
 
     from asynclocal.integrations.rq import ContextJob
 
-    queue = Queue("default", connection=redis, job_class=ContextJob)
+    class AppJob(ContextJob):
+        asynclocal_fields = ("plan",)     # request app fields to carry (optional)
+
+    queue = Queue("default", connection=redis, job_class=AppJob)
     queue.enqueue(send_invoice, 42)
-    # worker: rq worker --job-class asynclocal.integrations.rq.ContextJob default
+    # worker: rq worker --job-class proj.jobs.AppJob default
 
 or call `install()` in the enqueuing process and in the worker (for example
 in the settings module given to ``rq worker -c``), which makes every
@@ -20,9 +23,10 @@ Guarantees (the same as the Celery integration):
   are encoded as JSON into ``job.meta["asynclocal"]``. A value JSON cannot encode
   raises `ContextNotSerializableError`, naming the storage or field; nothing is
   enqueued.
-* ``Job.perform`` runs in a fresh, empty `contextvars.Context` holding only the
-  carried cross-process stores (decoded JSON) and a new `RequestContext` for the
-  job: ``request_id`` = the job id, root id kept, ``parent_request_id`` = the
+* ``Job.perform`` imports the job's function first (its module is where
+  cross-process storages get created), then runs in a fresh, empty
+  `contextvars.Context` holding only the carried cross-process stores (decoded
+  JSON) and a new `RequestContext` for the job: ``request_id`` = the job id, root id kept, ``parent_request_id`` = the
   enqueuer's request id, same trace with a new span. A job enqueued outside any
   request gets a root context of its own. So a worker (``SimpleWorker``
   included, which runs every job in one process) never runs a job with a

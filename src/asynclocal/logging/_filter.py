@@ -28,6 +28,16 @@ _pid = os.getpid
 _ESCAPED_ATTR = "_asynclocal_escaped"
 
 
+def _here(record: logging.LogRecord) -> bool:
+    # Reading the context is right only in the thread (and process) that created
+    # the record; elsewhere (a QueueListener) it would be another request's, so
+    # an uncaptured value is left empty instead.
+    thread, process = record.thread, record.process
+    return (thread is None or thread == threading.get_ident()) and (
+        process is None or process == _pid()
+    )
+
+
 class ContextFilter(logging.Filter):
     """Adds ``request_id``, ``trace_id``, ``span_id``, ``user_id`` and app fields to records.
 
@@ -87,24 +97,19 @@ class ContextFilter(logging.Filter):
         self.escape = bool(escape)
 
     def filter(self, record: logging.LogRecord) -> bool:
-        if not super().filter(record):
+        if self.nlen and not super().filter(record):
             return False
         attrs = record.__dict__
-        # Reading the context is right only in the thread (and process) that
-        # created the record; elsewhere (a QueueListener) it would be another
-        # request's, so an uncaptured value is left empty instead.
-        here = (record.thread is None or record.thread == threading.get_ident()) and (
-            record.process is None or record.process == _pid()
-        )
+        fields = self.fields
         captured: dict[str, Any] | None = attrs.get(CAPTURED_ATTR)
         if captured is None:
-            captured = capture(self.fields) if here else dict.fromkeys(_ALL + self.fields)
+            captured = capture(fields) if _here(record) else dict.fromkeys(_ALL + fields)
             attrs[CAPTURED_ATTR] = captured
-            new_fields = self.fields
+            new_fields = fields
         else:
-            new_fields = tuple(k for k in self.fields if k not in captured)
+            new_fields = tuple(k for k in fields if k not in captured) if fields else ()
             if new_fields:
-                fresh = capture(new_fields) if here else {}
+                fresh = capture(new_fields) if _here(record) else {}
                 for name in new_fields:
                     captured[name] = fresh.get(name)
         # Clean once: a later filter redoes only what an earlier one did not do
@@ -117,24 +122,22 @@ class ContextFilter(logging.Filter):
             self._clean(record, redactor, escape)
             if redactor is not None:
                 attrs[REDACTED_BY_ATTR] = redactor
-                new_fields = tuple(k for k in captured if k not in STANDARD_FIELDS)
+                new_fields = tuple(k for k in captured if k not in _ALL)
             if escape:
                 attrs[_ESCAPED_ATTR] = True
-        if self.redactor is not None:
+        if new_fields and self.redactor is not None:
             for name in new_fields:
                 captured[name] = self.redactor.redact_value(captured[name], name)
-        self._set_attrs(attrs, captured)
-        return True
-
-    def _set_attrs(self, attrs: dict[str, Any], values: dict[str, Any]) -> None:
-        for name, value in values.items():
+        placeholder = self.placeholder
+        for name, value in captured.items():
             if name in attrs:  # an explicit `extra=` value or an upstream filter wins
                 continue
             if value is None:
-                attrs[name] = self.placeholder
+                attrs[name] = placeholder
             else:
-                text = value if isinstance(value, str) else str(value)
+                text = value if type(value) is str else str(value)
                 attrs[name] = escape_control(text) if self.escape else text
+        return True
 
     @staticmethod
     def _clean(record: logging.LogRecord, redactor: Redactor | None, escape: bool) -> None:

@@ -90,15 +90,17 @@ class JsonFormatter(_BaseJsonFormatter):
         for name in (*STANDARD_FIELDS, *self.context_fields):
             value = captured.get(name)
             log_data[self._get_rename(name)] = self.placeholder if value is None else value
-        redactor = self.redactor
-        if redactor is None:
+        if self.redactor is None:
             return
+        redactor: Redactor = self.redactor
         # When a ContextFilter already masked the message, extras and fields with
         # this redactor, only the tracebacks this formatter renders are left.
-        done = record.__dict__.get(REDACTED_BY_ATTR) is redactor
-        for key, value in list(log_data.items()):
-            if done and key not in self._rendered_keys:
-                continue
+        if record.__dict__.get(REDACTED_BY_ATTR) is redactor:
+            keys = [k for k in self._rendered_keys if k in log_data]
+        else:
+            keys = list(log_data)
+        for key in keys:
+            value = log_data[key]
             if key in self._safe_keys and isinstance(value, str):
                 continue
             new = redactor.redact_value(value, key)

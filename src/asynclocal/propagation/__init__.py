@@ -15,19 +15,14 @@ the propagation targets of the HTTP client integrations. The OpenTelemetry
 `TextMapPropagator` lives in `asynclocal.integrations.opentelemetry`.
 """
 
-from ._api import (
+from ._carrier import (
     ActiveSpan,
     PropagatedContext,
-    continue_context,
-    continue_request,
     extract,
     inject,
-    install,
-    installed,
     new_request_id,
     set_trace_source,
     trace_flags,
-    uninstall,
     write_fields,
 )
 from ._config import (
@@ -37,6 +32,7 @@ from ._config import (
     get_config,
     reset_config,
 )
+from ._continue import continue_context, continue_request, install, installed, uninstall
 from ._targets import PropagationTargets, TargetPattern
 from ._w3c import (
     BAGGAGE_MAX_BYTES,

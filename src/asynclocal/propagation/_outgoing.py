@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable, MutableMapping
 
 from ..request import request_storage
-from ._api import inject
+from ._carrier import inject
 from ._config import get_config
 from ._targets import PropagationTargets, TargetPattern
 
