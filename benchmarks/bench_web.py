@@ -13,8 +13,8 @@ header or generated, validation, echo, `RequestContext` in its storage, and
    many times; µs per request (best of many short interleaved rounds) and the
    overhead over bare, with and without an incoming (valid UUID4) id.
 2. End to end: each app under uvicorn in its own subprocess on 127.0.0.1, a
-   fixed number of requests from an httpx async client with bounded
-   concurrency; requests/s (best of the rounds).
+   fixed number of requests over a bounded number of keep-alive connections
+   from a minimal asyncio client; requests/s (best of the rounds, interleaved).
 """
 
 from __future__ import annotations
@@ -142,43 +142,62 @@ def _serve(variant: str, port: int) -> None:
     uvicorn.run(build(variant), host="127.0.0.1", port=port, log_level="error", access_log=False)
 
 
-async def _load(url: str, total: int, concurrency: int) -> float:
-    import httpx
+async def _connection(port: int, count: int) -> None:
+    """One keep-alive connection sending `count` GETs, half with an incoming id."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    plain = b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"
+    with_id = b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Request-ID: %s\r\n\r\n"
+    try:
+        for i in range(count):
+            if i % 2:
+                writer.write(with_id % uuid.uuid4().hex.encode())
+            else:
+                writer.write(plain)
+            head = await reader.readuntil(b"\r\n\r\n")
+            if not head.startswith(b"HTTP/1.1 200"):
+                raise RuntimeError(f"unexpected response {head[:40]!r}")
+            length = int(head.lower().split(b"content-length:", 1)[1].split(b"\r\n", 1)[0])
+            await reader.readexactly(length)
+    finally:
+        writer.close()
 
-    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
-    async with httpx.AsyncClient(limits=limits) as client:
-        for _ in range(50):
-            (await client.get(url)).raise_for_status()
-        sem = asyncio.Semaphore(concurrency)
 
-        async def one(i: int) -> None:
-            headers = {"X-Request-ID": uuid.uuid4().hex} if i % 2 else {}
-            async with sem:
-                response = await client.get(url, headers=headers)
-                if response.status_code != 200:
-                    raise RuntimeError(f"bad response {response.status_code}")
+async def _load(port: int, total: int, concurrency: int) -> float:
+    """Requests/s for `total` requests over `concurrency` keep-alive connections.
 
-        start = time.perf_counter()
-        await asyncio.gather(*(one(i) for i in range(total)))
-        return total / (time.perf_counter() - start)
+    A minimal raw-socket client, so the server (not the load generator) is
+    what is measured.
+    """
+    await _connection(port, 50)  # warm up
+    per_connection = total // concurrency
+    start = time.perf_counter()
+    await asyncio.gather(*(_connection(port, per_connection) for _ in range(concurrency)))
+    return per_connection * concurrency / (time.perf_counter() - start)
 
 
 def end_to_end(total: int, concurrency: int, rounds: int) -> dict[str, float]:
+    """Best requests/s per variant; all servers run at once and rounds interleave them."""
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1] / "src")}
+    ports = {variant: _free_port() for variant in VARIANTS}
+    procs = [
+        subprocess.Popen(
+            [sys.executable, __file__, "--serve", variant, "--port", str(port)], env=env
+        )
+        for variant, port in ports.items()
+    ]
     best: dict[str, float] = {}
-    for _ in range(rounds):
-        for variant in VARIANTS:
-            port = _free_port()
-            proc = subprocess.Popen(
-                [sys.executable, __file__, "--serve", variant, "--port", str(port)],
-                env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1] / "src")},
-            )
-            try:
-                _wait_port(port)
-                rps = asyncio.run(_load(f"http://127.0.0.1:{port}/", total, concurrency))
+    try:
+        for port in ports.values():
+            _wait_port(port)
+        for _ in range(rounds):
+            for variant, port in ports.items():
+                rps = asyncio.run(_load(port, total, concurrency))
                 best[variant] = max(best.get(variant, 0.0), rps)
-            finally:
-                proc.terminate()
-                proc.wait(10)
+    finally:
+        for proc in procs:
+            proc.terminate()
+        for proc in procs:
+            proc.wait(10)
     return best
 
 
@@ -238,9 +257,12 @@ def main(argv: list[str] | None = None) -> None:
         print(f"  asynclocal overhead ({label}): {ratios}")
     if args.no_e2e:
         return
-    total, conc = (1_500, 32) if args.quick else (4_000, 64)
-    print(f"\nEnd to end under uvicorn, {total} requests, concurrency {conc} (best of 2):\n")
-    e2e = end_to_end(total, conc, 2)
+    total, conc, e2e_rounds = (1_600, 16, 4) if args.quick else (3_200, 32, 8)
+    print(
+        f"\nEnd to end under uvicorn, {total} requests over {conc} connections "
+        f"(best of {e2e_rounds}):\n"
+    )
+    e2e = end_to_end(total, conc, e2e_rounds)
     rows = [["middleware", "requests/s", "vs bare"]]
     for variant in VARIANTS:
         rows.append([variant, f"{e2e[variant]:.0f}", f"{e2e[variant] / e2e['bare']:.2f}"])

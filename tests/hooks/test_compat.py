@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import sys
 import threading
 from collections import Counter
 from collections.abc import Callable, Coroutine
 from typing import Any
 
 import anyio
+import pytest
 
 from asynclocal import AsyncLocalStorage, hooks
 
@@ -53,6 +55,7 @@ async def read_store() -> str | None:
     return store.get_store()
 
 
+@pytest.mark.skipif(sys.version_info < (3, 11), reason="TaskGroup and timeout are 3.11+")
 def test_stdlib_apis_unchanged_under_hooks(run: Run, recorder: Recorder) -> None:
     out = run(stdlib_tour())
     assert out["taskgroup"] == "tg"

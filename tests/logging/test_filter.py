@@ -287,3 +287,31 @@ def test_missing_extras_raise_import_error_naming_the_extra() -> None:
     assert "pip install 'asynclocal[json-logging]'" in lines[0]
     assert "pip install 'asynclocal[structlog]'" in lines[1]
     assert "pip install 'asynclocal[loguru]'" in lines[2]
+
+
+def test_json_formatter_class_form_in_dict_config(capsys: pytest.CaptureFixture[str]) -> None:
+    # {"class": ...} without "format" passes fmt=None: the default fields, not an empty line.
+    logging.config.dictConfig(
+        {
+            "version": 1,
+            "disable_existing_loggers": False,
+            "formatters": {"json": {"class": "asynclocal.logging.JsonFormatter"}},
+            "handlers": {
+                "out": {
+                    "class": "logging.StreamHandler",
+                    "stream": "ext://sys.stdout",
+                    "formatter": "json",
+                }
+            },
+            "loggers": {"asynclocal.tests.jsonclass": {"level": "INFO", "handlers": ["out"]}},
+        }
+    )
+    log = logging.getLogger("asynclocal.tests.jsonclass")
+    try:
+        request_storage.run(RequestContext("r-5"), log.info, "paid %s", 3)
+    finally:
+        for handler in list(log.handlers):
+            log.removeHandler(handler)
+    record = json.loads(capsys.readouterr().out)
+    assert record["message"] == "paid 3"
+    assert (record["levelname"], record["request_id"]) == ("INFO", "r-5")

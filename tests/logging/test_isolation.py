@@ -21,7 +21,7 @@ from asynclocal.logging import (
     capture_at_creation,
     stop_capture_at_creation,
 )
-from asynclocal.logging.loguru import RequestContextPatcher
+from asynclocal.logging.loguru import RequestContextPatcher, patcher
 from asynclocal.logging.structlog import add_request_context
 from asynclocal.request import RequestContext, request_storage
 from asynclocal.threads import ThreadPoolExecutor
@@ -245,3 +245,22 @@ async def test_structlog_processor_formatter_behind_a_queue(
         kind, expect = record["event"].split("|")
         pairs.append((record["request_id"], expect, kind))
     check_lines(pairs, ids)
+
+
+def test_loguru_configure_patcher_and_placeholder_outside_a_request() -> None:
+    lines: list[str] = []
+    sink_id = loguru_logger.add(
+        lambda message: lines.append(str(message).rstrip("\n")),
+        format="[{extra[request_id]}] {message}",
+        filter=lambda record: record["extra"].get("sink") == id(lines),
+    )
+    loguru_logger.configure(patcher=patcher)  # the documented global setup
+    try:
+        log = loguru_logger.bind(sink=id(lines))
+        log.info("boot")
+        request_storage.run(RequestContext("r-1"), log.info, "served")
+    finally:
+        loguru_logger.configure(patcher=lambda record: None)  # configure() cannot unset it
+        loguru_logger.remove(sink_id)
+
+    assert lines == ["[-] boot", "[r-1] served"]

@@ -58,8 +58,14 @@ def _stdlib_calls(log: logging.Logger) -> None:
     log.info("login user=%s password=%s", "bob", PASSWORD)
     log.info("calling upstream with %s", ctx.access_token)
     log.info("headers %s", {"Authorization": f"Bearer {JWT}", "Cookie": f"sessionid={SESSION}"})
-    log.info("got tokens", extra={"access_token": ACCESS, "refresh_token": REFRESH,
-                                  "headers": {"X-Api-Key": OPAQUE, "Accept": "json"}})
+    log.info(
+        "got tokens",
+        extra={
+            "access_token": ACCESS,
+            "refresh_token": REFRESH,
+            "headers": {"X-Api-Key": OPAQUE, "Accept": "json"},
+        },
+    )
     log.warning("Authorization: Bearer %s", OPAQUE)
     log.info("redirect to /cb?code=1&refresh_token=%s&theme=dark", REFRESH)
     log.info("cookie header: theme=dark; remember_me=%s", REMEMBER)
@@ -234,6 +240,16 @@ def test_redactor_rules() -> None:
     }
     assert r.is_secret_key("X-CSRF-Token")
     assert not r.is_secret_key("user_id")
+    Point = __import__("collections").namedtuple("Point", "x y")
+    assert r.redact_value(Point("password=1", 2)) == ("password=[REDACTED]", 2)
+
+
+@pytest.mark.parametrize(
+    "text", ["a=" * 50_000, "x:" * 50_000, 'k="' + "a" * 100_000, "password='" * 20_000]
+)
+def test_hostile_long_text_is_handled(text: str) -> None:
+    # Deeply nested pairs and unclosed quotes: no RecursionError, no blow-up.
+    assert isinstance(Redactor().redact_text(text), str)
 
 
 def test_escape_control() -> None:

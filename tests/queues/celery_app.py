@@ -68,6 +68,33 @@ def flaky(self: Any, fail_times: int) -> dict[str, Any]:
     return attempt
 
 
+@app.task(bind=True, autoretry_for=(RuntimeError,), max_retries=5, default_retry_delay=0)
+def auto_flaky(self: Any, fail_times: int) -> dict[str, Any]:
+    attempt = {**seen(self.request.id), "retries": self.request.retries}
+    _client().rpush(f"attempts:{self.request.id}", json.dumps(attempt))
+    if self.request.retries < fail_times:
+        raise RuntimeError("fails on purpose")  # Celery retries it (autoretry_for)
+    return attempt
+
+
+@app.task(bind=True)
+def call_echo(self: Any, url: str) -> dict[str, Any]:
+    """An outgoing HTTP call from a task: the httpx integration sends this hop's ids."""
+    import httpx
+
+    from asynclocal.integrations.httpx import instrument
+
+    with instrument(httpx.Client(), targets=["127.0.0.1"]) as client:
+        received = client.get(url, timeout=10).json()
+    return {**seen(self.request.id), "received": received}
+
+
+@app.task(bind=True)
+def spawn_call(self: Any, url: str) -> dict[str, Any]:
+    child = call_echo.apply_async((url,), queue=self.request.delivery_info.get("routing_key"))
+    return {**seen(self.request.id), "child_id": child.id}
+
+
 @app.task(bind=True)
 def spawn_child(self: Any) -> dict[str, Any]:
     child = record.apply_async((0.0,), queue=self.request.delivery_info.get("routing_key"))

@@ -42,6 +42,15 @@ def flaky(self: Any, fail_times: int) -> dict[str, Any]:
     return attempts[-1]
 
 
+@app.task(bind=True, autoretry_for=(RuntimeError,), max_retries=2, default_retry_delay=0)
+def auto_flaky(self: Any) -> dict[str, Any]:
+    attempt = {**seen(self.request.id), "retries": self.request.retries}
+    attempts.append(json.loads(json.dumps(attempt)))
+    if self.request.retries < 2:
+        raise RuntimeError("fails on purpose")  # Celery retries it (autoretry_for)
+    return attempt
+
+
 @app.task(bind=True)
 def nested(self: Any) -> dict[str, Any]:
     child = record.delay()
@@ -134,6 +143,17 @@ def test_retries_see_the_published_context() -> None:
         assert attempt["parent"] == "req-retry"
         assert attempt["tenant"] == {"t": 3}
     assert store == {"t": 3}
+
+
+def test_autoretries_see_the_published_context() -> None:
+    """Celery's autoretry_for (headers were lost there: celery#7523) keeps the context."""
+    ctx = _request("req-autoretry")
+    final = request_storage.run(ctx, tenant.run, {"t": 5}, lambda: auto_flaky.delay().get())
+    assert final["retries"] == 2
+    assert [a["retries"] for a in attempts] == [0, 1, 2]
+    for attempt in attempts:
+        assert attempt["request_id"] == attempts[0]["request_id"]
+        assert (attempt["parent"], attempt["tenant"]) == ("req-autoretry", {"t": 5})
 
 
 def test_subtask_of_an_eager_task_has_it_as_parent() -> None:

@@ -18,6 +18,7 @@ from asynclocal import RequestContext, request_storage
 from asynclocal.integrations.celery import ContextNotSerializableError
 from tests.queues.conftest import CeleryWorker
 from tests.queues.stores import local_only, tenant
+from tests.support.servers import run_uvicorn
 
 pytestmark = [pytest.mark.redis, pytest.mark.slow, pytest.mark.timeout(120)]
 
@@ -129,8 +130,9 @@ def test_retries_see_the_context_the_task_was_published_with(
     runs = []
     for i in range(6):
         ctx = _request(i)
+        task = celery_app.flaky if i % 2 else celery_app.auto_flaky  # manual / autoretry_for
         result = request_storage.run(
-            ctx, tenant.run, {"tenant": i}, celery_app.flaky.apply_async, (2,), queue=queue
+            ctx, tenant.run, {"tenant": i}, task.apply_async, (2,), queue=queue
         )
         runs.append((i, ctx, result))
     client = redis.Redis.from_url(f"{redis_server}/0")
@@ -202,3 +204,36 @@ def test_malformed_or_foreign_headers_never_fail_the_task(
     seen = celery_worker.wait(results[3])
     assert (seen["root"], seen["parent"]) == ("root-1", "up-1")
     assert seen["tenant"] == {"tenant": "x"}
+
+
+async def _echo_headers(scope: dict[str, Any], receive: Any, send: Any) -> None:
+    """A second service: answers with the headers it received, as JSON."""
+    assert scope["type"] == "http"
+    headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
+    body = json.dumps(headers).encode()
+    await send(
+        {"type": "http.response.start", "status": 200,
+         "headers": [(b"content-type", b"application/json")]}
+    )
+    await send({"type": "http.response.body", "body": body})
+
+
+def test_request_task_subtask_outgoing_call_is_one_chain(
+    celery_worker: CeleryWorker, celery_app: ModuleType
+) -> None:
+    """request -> task -> sub-task -> HTTP call: one root, parents link each hop, one trace."""
+    with run_uvicorn(_echo_headers) as base_url:
+        ctx = _request(7)
+        result = request_storage.run(
+            ctx, tenant.run, {"tenant": 7}, celery_app.spawn_call.apply_async,
+            (f"{base_url}/echo",), queue=celery_worker.queue,
+        )
+        task = celery_worker.wait(result)
+        call = celery_worker.wait(celery_app.app.AsyncResult(task["child_id"]))
+    _assert_in_request(task, ctx, 7)
+    assert (call["parent"], call["root"]) == (task["task_id"], ctx.request_id)
+    received = call["received"]
+    assert received["x-request-id"] == call["task_id"]
+    assert received["x-root-request-id"] == ctx.request_id
+    assert ctx.trace_id is not None
+    assert received["traceparent"].split("-")[1] == ctx.trace_id

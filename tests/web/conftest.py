@@ -96,7 +96,9 @@ class RawResponse:
         return [v for k, v in self.headers if k.lower() == name.lower()]
 
 
-def raw_get(base_url: str, path: str, header_lines: list[bytes], timeout: float = 10.0) -> RawResponse:
+def raw_get(
+    base_url: str, path: str, header_lines: list[bytes], timeout: float = 10.0
+) -> RawResponse:
     """Send a GET with header lines written byte for byte (no client-side validation)."""
     url = urlsplit(base_url)
     assert url.hostname == "127.0.0.1"
@@ -137,7 +139,9 @@ def _dechunk(body: bytes) -> bytes:
     return out
 
 
-def assert_not_echoed(response: RawResponse, hostile: bytes, logs: CapturedLogs | None = None) -> None:
+def assert_not_echoed(
+    response: RawResponse, hostile: bytes, logs: CapturedLogs | None = None
+) -> None:
     """The hostile value is in no response header, body or log line; no injected header."""
     assert response.header("set-cookie") is None
     assert response.header("x-injected") is None

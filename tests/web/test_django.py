@@ -1,4 +1,4 @@
-"""Django: the MIDDLEWARE entry under WSGI (waitress) and ASGI (uvicorn), and the ASGI middleware."""
+"""Django: our MIDDLEWARE entry under WSGI (waitress) and ASGI (uvicorn); the ASGI middleware."""
 
 from __future__ import annotations
 
@@ -54,9 +54,13 @@ def server(request: pytest.FixtureRequest, django_settings: None) -> Iterator[st
 
 
 @pytest.mark.parametrize("kind", ["sync", "async"])
-def test_views_see_context_route_and_user(server: str, kind: str, captured_logs: CapturedLogs) -> None:
+def test_views_see_context_route_and_user(
+    server: str, kind: str, captured_logs: CapturedLogs
+) -> None:
     r = httpx.get(
-        f"{server}/{kind}/zed", headers={"X-Request-ID": f"dj-{kind}"}, cookies={"access_token": "t1"}
+        f"{server}/{kind}/zed",
+        headers={"X-Request-ID": f"dj-{kind}"},
+        cookies={"access_token": "t1"},
     )
     assert r.status_code == 200
     body = r.json()

@@ -29,7 +29,7 @@ async def load_user(ctx: RequestContext) -> None:
         ctx.user = {"id": "user-" + auth[7:10]}
 
 
-def current_user(ctx: RequestContext = Depends(get_request_context)) -> str:
+def current_user(ctx: RequestContextDep) -> str:
     if ctx.user is None:
         raise Forbidden()
     return str(ctx.user_id)

@@ -81,8 +81,12 @@ def flask_server() -> Iterator[str]:
         yield url
 
 
-def test_flask_extension_sets_id_route_user_and_headers(flask_server: str, captured_logs: CapturedLogs) -> None:
-    r = httpx.get(f"{flask_server}/items/7", cookies={"access_token": "t0k"}, headers={"X-Request-ID": "fl-1"})
+def test_flask_extension_sets_id_route_user_and_headers(
+    flask_server: str, captured_logs: CapturedLogs
+) -> None:
+    r = httpx.get(
+        f"{flask_server}/items/7", cookies={"access_token": "t0k"}, headers={"X-Request-ID": "fl-1"}
+    )
     assert r.json() == {"request_id": "fl-1", "route": "/items/<int:item_id>", "user": "flask-user"}
     assert r.headers["x-request-id"] == "fl-1"
     assert r.headers["x-item"] == "7"
@@ -113,7 +117,8 @@ def test_flask_404_carries_an_id(flask_server: str) -> None:
 def test_flask_streamed_body_keeps_context(flask_server: str, path: str) -> None:
     r = httpx.get(f"{flask_server}{path}", headers={"X-Request-ID": "fl-stream"})
     lines = r.text.splitlines()
-    assert lines and all(line.endswith(":fl-stream") for line in lines), lines
+    assert lines
+    assert all(line.endswith(":fl-stream") for line in lines), lines
 
 
 @pytest.mark.parametrize("hostile", HOSTILE_IDS, ids=lambda b: repr(b[:20]))
@@ -164,7 +169,11 @@ def test_bare_wsgi_middleware(captured_logs: CapturedLogs) -> None:
     assert "bare failure" not in boom.text
     # the traceback is logged, inside the request's context
     assert any(rid == "w-boom" and "bare failure" in text for rid, text in captured_logs.records)
-    assert (rejected.status_code, rejected.text, rejected.headers["x-trace-id"]) == (423, "locked", "w-rej")
+    assert (rejected.status_code, rejected.text, rejected.headers["x-trace-id"]) == (
+        423,
+        "locked",
+        "w-rej",
+    )
     assert invalid.status_code == 400
     assert HEX32.fullmatch(invalid.headers["x-trace-id"])
     assert "bad id!" not in invalid.text

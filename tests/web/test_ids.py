@@ -29,7 +29,7 @@ INVALID = [
     "café",
     "\u2028",
     "semi;colon",
-    "quote\"",
+    'quote"',
     "<script>",
     "x" * 10_240,
 ]
@@ -87,7 +87,9 @@ def test_custom_validator_cannot_let_control_characters_through() -> None:
 
 
 def test_trust_policy() -> None:
-    policy = RequestIdPolicy(trusted_proxies=["10.0.0.0/8", "::1", ipaddress.ip_network("192.168.1.0/24")])
+    policy = RequestIdPolicy(
+        trusted_proxies=["10.0.0.0/8", "::1", ipaddress.ip_network("192.168.1.0/24")]
+    )
     assert policy.resolve("p-1", "10.1.2.3") == "p-1"
     assert policy.resolve("p-1", "192.168.1.77") == "p-1"
     assert policy.resolve("p-1", "::1") == "p-1"
@@ -95,7 +97,9 @@ def test_trust_policy() -> None:
     for peer in ("11.0.0.1", "127.0.0.1", None, "", "/tmp/unix.sock", "not-an-ip"):
         assert policy.resolve("p-1", peer) != "p-1", peer
     # an untrusted peer's invalid id is simply replaced, never a 400
-    assert HEX32.fullmatch(RequestIdPolicy(trusted_proxies=[], reject_invalid=True).resolve("a b", "1.1.1.1"))
+    assert HEX32.fullmatch(
+        RequestIdPolicy(trusted_proxies=[], reject_invalid=True).resolve("a b", "1.1.1.1")
+    )
 
 
 @pytest.mark.parametrize(

@@ -75,7 +75,9 @@ def _incoming(n: int) -> bytes | None:
     return None
 
 
-async def _fire(base: str, total: int, concurrency: int, path: str) -> list[tuple[int, bytes | None, httpx.Response]]:
+async def _fire(
+    base: str, total: int, concurrency: int, path: str
+) -> list[tuple[int, bytes | None, httpx.Response]]:
     sem = asyncio.Semaphore(concurrency)
     limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
     async with httpx.AsyncClient(base_url=base, limits=limits, timeout=60) as client:
@@ -89,7 +91,9 @@ async def _fire(base: str, total: int, concurrency: int, path: str) -> list[tupl
         return await asyncio.gather(*(one(n) for n in range(total)))
 
 
-def _check(results: list[tuple[int, bytes | None, httpx.Response]], lines: _ByNonce, per_request: int) -> None:
+def _check(
+    results: list[tuple[int, bytes | None, httpx.Response]], lines: _ByNonce, per_request: int
+) -> None:
     seen_ids: set[str] = set()
     for n, sent, response in results:
         assert response.status_code == 200, (n, response.status_code)
@@ -132,7 +136,9 @@ def test_asgi_isolation_under_load(log_lines: _ByNonce) -> None:
         task = await asyncio.create_task(task_part(n))
         await asyncio.sleep(random.random() * 0.002)
         log.info("end n=%d", n)
-        return JSONResponse({"n": n, "start": start, "thread": thread, "task": task, "end": request_id()})
+        return JSONResponse(
+            {"n": n, "start": start, "thread": thread, "task": task, "end": request_id()}
+        )
 
     app = Starlette(routes=[Route("/work/{n}", work)])
     install(app)

@@ -133,7 +133,9 @@ def server(request: pytest.FixtureRequest) -> Iterator[str]:
         yield url
 
 
-def test_generated_id_is_echoed_and_seen_by_handler(server: str, captured_logs: CapturedLogs) -> None:
+def test_generated_id_is_echoed_and_seen_by_handler(
+    server: str, captured_logs: CapturedLogs
+) -> None:
     r = httpx.get(f"{server}/whoami/alice")
     assert r.status_code == 200
     body = r.json()

@@ -138,7 +138,9 @@ def test_initializers_run_before_the_hook() -> None:
 
     add_request_initializer(initializer)
     try:
-        with_request_context({"x-request-id": "i-1"}, lambda: order.append("handler"), on_request=hook)
+        with_request_context(
+            {"x-request-id": "i-1"}, lambda: order.append("handler"), on_request=hook
+        )
     finally:
         remove_request_initializer(initializer)
     assert order == ["init:i-1", "hook:t1", "handler"]

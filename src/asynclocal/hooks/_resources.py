@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import collections.abc
 from collections.abc import Callable, Generator
+from contextvars import Token
 from typing import Any
 
 from .. import _async_ids
@@ -73,9 +74,19 @@ class HookedCoroutine(collections.abc.Coroutine[Any, Any, Any]):
             emit_init(self._async_id, "Task", self._trigger_id, task)
         return frame
 
-    def _finished(self, exc: BaseException) -> None:
-        if not isinstance(exc, _CancelledError):
-            emit_promise_resolve(self._async_id)
+    def _end(self, exc: BaseException, token: Token[_async_ids.Frame]) -> None:
+        # The coroutine returned or raised: the last step ends, then the task.
+        async_id = self._async_id
+        if _ids._promise_resolve and not isinstance(exc, _CancelledError):
+            emit_promise_resolve(async_id)
+        if _ids._after:
+            emit_after(async_id)
+        frame_var.reset(token)
+        self._frame = None  # break the task -> coroutine -> frame -> task cycle
+        if self._state != 2:
+            self._state = 2
+            if _ids._destroy:
+                emit_destroy(async_id)
 
     def _destroy(self) -> None:
         self._frame = None  # break the task -> coroutine -> frame -> task cycle
@@ -95,10 +106,7 @@ class HookedCoroutine(collections.abc.Coroutine[Any, Any, Any]):
         try:
             result = self._coro.send(value)
         except BaseException as exc:
-            self._finished(exc)
-            emit_after(async_id)
-            frame_var.reset(token)
-            self._destroy()
+            self._end(exc, token)
             raise
         if _ids._after:
             emit_after(async_id)
@@ -118,10 +126,7 @@ class HookedCoroutine(collections.abc.Coroutine[Any, Any, Any]):
         try:
             result = self._coro.send(None)
         except BaseException as exc:
-            self._finished(exc)
-            emit_after(async_id)
-            frame_var.reset(token)
-            self._destroy()
+            self._end(exc, token)
             raise
         if _ids._after:
             emit_after(async_id)
@@ -134,19 +139,18 @@ class HookedCoroutine(collections.abc.Coroutine[Any, Any, Any]):
             frame = self._started(asyncio.current_task())
         token = frame_var.set(frame)
         async_id = self._async_id
-        emit_before(async_id)
+        if _ids._before:
+            emit_before(async_id)
         try:
             if val is None and tb is None:
                 result = self._coro.throw(typ)
             else:  # pragma: no cover - legacy 3-argument form
                 result = self._coro.throw(typ, val, tb)
         except BaseException as exc:
-            self._finished(exc)
-            emit_after(async_id)
-            frame_var.reset(token)
-            self._destroy()
+            self._end(exc, token)
             raise
-        emit_after(async_id)
+        if _ids._after:
+            emit_after(async_id)
         frame_var.reset(token)
         return result
 

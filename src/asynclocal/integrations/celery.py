@@ -8,7 +8,7 @@ import it)::
     app = Celery("proj", broker=...)
     install(app)                      # or install(app, fields=["tenant"])
 
-Guarantees, in a worker (prefork, threads, solo, gevent pools) and in eager
+Guarantees, in a worker (any pool; tested with prefork and threads) and in eager
 mode (``task_always_eager`` or ``task.apply()``) alike:
 
 * When a task is published, the current request's ids and trace

@@ -26,8 +26,9 @@ Guarantees (the same as the Celery integration):
 * ``Job.perform`` imports the job's function first (its module is where
   cross-process storages get created), then runs in a fresh, empty
   `contextvars.Context` holding only the carried cross-process stores (decoded
-  JSON) and a new `RequestContext` for the job: ``request_id`` = the job id, root id kept, ``parent_request_id`` = the
-  enqueuer's request id, same trace with a new span. A job enqueued outside any
+  JSON) and a new `RequestContext` for the job: ``request_id`` = the job id,
+  root id kept, ``parent_request_id`` = the enqueuer's request id, same trace
+  with a new span. A job enqueued outside any
   request gets a root context of its own. So a worker (``SimpleWorker``
   included, which runs every job in one process) never runs a job with a
   previous job's stores, and async job functions see the context too.

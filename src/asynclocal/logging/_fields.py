@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import keyword
 import logging
+import os
+import threading
 from collections.abc import Iterable
 from typing import Any
 
@@ -16,6 +18,7 @@ __all__ = [
     "capture",
     "check_fields",
     "check_placeholder",
+    "created_here",
 ]
 
 #: The fields every integration adds, in this order.
@@ -106,3 +109,19 @@ def capture(app_fields: tuple[str, ...]) -> dict[str, Any]:
     for name in app_fields:
         values[name] = _loggable(ctx.get(name))
     return values
+
+
+_pid = os.getpid
+
+
+def created_here(record: logging.LogRecord) -> bool:
+    """True when `record` was created in this thread and process.
+
+    Only there may the context be read for it; elsewhere (a ``QueueListener``
+    thread) the context is another request's or none, so an uncaptured value is
+    left empty instead.
+    """
+    thread, process = record.thread, record.process
+    return (thread is None or thread == threading.get_ident()) and (
+        process is None or process == _pid()
+    )

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import logging
-import os
-import threading
 from collections.abc import Iterable
 from typing import Any
 
@@ -17,6 +15,7 @@ from asynclocal.logging._fields import (
     capture,
     check_fields,
     check_placeholder,
+    created_here,
 )
 from asynclocal.logging._redact import Redactor, escape_control, resolve_redactor
 
@@ -24,18 +23,7 @@ __all__ = ["ContextFilter", "install", "uninstall"]
 
 _exception_formatter = logging.Formatter()
 _ALL: tuple[str, ...] = STANDARD_FIELDS
-_pid = os.getpid
 _ESCAPED_ATTR = "_asynclocal_escaped"
-
-
-def _here(record: logging.LogRecord) -> bool:
-    # Reading the context is right only in the thread (and process) that created
-    # the record; elsewhere (a QueueListener) it would be another request's, so
-    # an uncaptured value is left empty instead.
-    thread, process = record.thread, record.process
-    return (thread is None or thread == threading.get_ident()) and (
-        process is None or process == _pid()
-    )
 
 
 class ContextFilter(logging.Filter):
@@ -103,13 +91,13 @@ class ContextFilter(logging.Filter):
         fields = self.fields
         captured: dict[str, Any] | None = attrs.get(CAPTURED_ATTR)
         if captured is None:
-            captured = capture(fields) if _here(record) else dict.fromkeys(_ALL + fields)
+            captured = capture(fields) if created_here(record) else dict.fromkeys(_ALL + fields)
             attrs[CAPTURED_ATTR] = captured
             new_fields = fields
         else:
             new_fields = tuple(k for k in fields if k not in captured) if fields else ()
             if new_fields:
-                fresh = capture(new_fields) if _here(record) else {}
+                fresh = capture(new_fields) if created_here(record) else {}
                 for name in new_fields:
                     captured[name] = fresh.get(name)
         # Clean once: a later filter redoes only what an earlier one did not do

@@ -22,6 +22,7 @@ from asynclocal.logging._fields import (
     capture,
     check_fields,
     check_placeholder,
+    created_here,
 )
 from asynclocal.logging._redact import Redactor, resolve_redactor
 
@@ -40,12 +41,14 @@ _SAFE_ATTRS = (_RECORD_ATTRS - {"msg", "args", "message"} - _RENDERED_HERE) | se
 class JsonFormatter(_BaseJsonFormatter):
     """`pythonjsonlogger.json.JsonFormatter` plus the request fields and redaction.
 
-    Each line is one JSON object with the format's fields (default
-    ``asctime``, ``levelname``, ``name``, ``message``), ``request_id``,
+    Each line is one JSON object with the format's fields (`fmt`: a ``%``
+    format string or a list of names; default and None: ``asctime``,
+    ``levelname``, ``name``, ``message``), ``request_id``,
     ``trace_id``, ``span_id``, ``user_id``, the app `fields` and the record's
     ``extra`` values. Request fields are the ones captured by a `ContextFilter`
     upstream (so a ``QueueListener`` thread writes the request the record was
-    logged in); without a filter they are read where the record is formatted.
+    logged in); without a filter they are read where the record is formatted,
+    if that is the thread that created it (else they are empty).
     Outside a request they are `placeholder` (default JSON ``null``).
 
     Unless `redact=False`, every value of the finished object goes through the
@@ -69,7 +72,9 @@ class JsonFormatter(_BaseJsonFormatter):
         redact: bool | Redactor = True,
         **kwargs: Any,
     ) -> None:
-        if isinstance(fmt, list):  # dictConfig passes YAML/JSON lists
+        if fmt is None:  # dictConfig's "class" form passes None when "format" is absent
+            fmt = DEFAULT_JSON_FIELDS
+        elif isinstance(fmt, list):  # dictConfig passes YAML/JSON lists
             fmt = tuple(fmt)
         super().__init__(fmt, *args, **kwargs)
         self.context_fields = check_fields("JsonFormatter", fields)
@@ -86,7 +91,7 @@ class JsonFormatter(_BaseJsonFormatter):
         super().add_fields(log_data, record, message_dict)
         captured: dict[str, Any] | None = record.__dict__.get(CAPTURED_ATTR)
         if captured is None:
-            captured = capture(self.context_fields)
+            captured = capture(self.context_fields) if created_here(record) else {}
         for name in (*STANDARD_FIELDS, *self.context_fields):
             value = captured.get(name)
             log_data[self._get_rename(name)] = self.placeholder if value is None else value
@@ -106,4 +111,3 @@ class JsonFormatter(_BaseJsonFormatter):
             new = redactor.redact_value(value, key)
             if new is not value:
                 log_data[key] = new
-

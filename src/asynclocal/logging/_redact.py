@@ -219,20 +219,31 @@ class Redactor:
         A value under a secret `key` is replaced whole; strings go through
         `redact_text`; mappings, lists, tuples and sets are walked (8 levels
         deep, deeper values are replaced); other objects are returned as they are.
+        A container that raises while being walked is replaced. Never raises.
         """
         if key is not None and self.is_secret_key(key):
-            return self.replacement if value not in (None, "") else value
+            empty = value is None or (isinstance(value, str) and not value)
+            return value if empty else self.replacement
         if isinstance(value, str):
             return self.redact_text(value)
         if isinstance(value, (int, float, bool)) or value is None:
             return value
         if _depth >= _MAX_DEPTH:
             return self.replacement if isinstance(value, (Mapping, list, tuple, set)) else value
-        if isinstance(value, Mapping):
-            return {k: self.redact_value(v, k, _depth + 1) for k, v in value.items()}
-        if isinstance(value, (list, tuple, set, frozenset)):
-            items = [self.redact_value(v, None, _depth + 1) for v in value]
-            return items if isinstance(value, list) else type(value)(items)
+        try:
+            if isinstance(value, Mapping):
+                return {k: self.redact_value(v, k, _depth + 1) for k, v in value.items()}
+            if isinstance(value, (list, tuple, set, frozenset)):
+                items = [self.redact_value(v, None, _depth + 1) for v in value]
+                if isinstance(value, list):
+                    return items
+                if isinstance(value, tuple):
+                    return tuple(items)  # a namedtuple becomes a plain tuple
+                return frozenset(items) if isinstance(value, frozenset) else set(items)
+        except Exception:
+            # A container that cannot be walked cannot be shown safely; a log
+            # call must never raise because of what it logs.
+            return self.replacement
         return value
 
     def redact_mapping(self, mapping: Mapping[Any, Any]) -> dict[Any, Any]:
@@ -246,14 +257,24 @@ class Redactor:
     def _pair_repl(self, match: re.Match[str]) -> str:
         value = match.group("value")
         if not self.is_secret_key(match.group("key")):
-            # "query: access_token=x": the value may hold pairs of its own.
+            # "query: access_token=x": the value may hold pairs of its own (one
+            # level deep, so the work stays linear in the text).
             if "=" not in value and ":" not in value:
                 return match.group(0)
-            inner = _PAIR_RE.sub(self._pair_repl, value)
+            inner = _PAIR_RE.sub(self._inner_pair_repl, value)
             return f"{match.group('key')}{match.group('sep')}{inner}"
-        if match.string.startswith(self.replacement, match.start("value") + (value[:1] in "'\"")):
+        return self._mask_pair(match, value)
+
+    def _inner_pair_repl(self, match: re.Match[str]) -> str:
+        value = match.group("value")
+        if not self.is_secret_key(match.group("key")):
+            return match.group(0)
+        return self._mask_pair(match, value)
+
+    def _mask_pair(self, match: re.Match[str], value: str) -> str:
+        quote = value[0] if value[0] in ("'", '"') else ""
+        if match.string.startswith(self.replacement, match.start("value") + len(quote)):
             return match.group(0)  # already masked: redaction is idempotent
-        quote = value[0] if value[:1] in ("'", '"') else ""
         return f"{match.group('key')}{match.group('sep')}{quote}{self.replacement}{quote}"
 
 

@@ -31,6 +31,7 @@ from asynclocal.logging._fields import (
     capture,
     check_fields,
     check_placeholder,
+    created_here,
 )
 from asynclocal.logging._redact import Redactor, escape_control, resolve_redactor
 
@@ -87,6 +88,8 @@ class RequestContextProcessor:
             # A stdlib record formatted later (maybe in a QueueListener thread):
             # use what was captured where it was logged.
             captured = {k: captured.get(k) for k in (*STANDARD_FIELDS, *self.fields)}
+        elif record is not None and not created_here(record):
+            captured = dict.fromkeys((*STANDARD_FIELDS, *self.fields))
         else:
             captured = capture(self.fields)
         for name, value in captured.items():
@@ -106,4 +109,3 @@ class RequestContextProcessor:
 
 #: The default processor: standard fields, placeholder None, redaction and escaping on.
 add_request_context = RequestContextProcessor()
-

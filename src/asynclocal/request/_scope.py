@@ -31,9 +31,10 @@ _RouteDescriptor: Any = RequestContext.__dict__["route"]
 class AsgiRequestContext(RequestContext):
     """A `RequestContext` whose `route` is read from the ASGI scope once the router set it.
 
-    Starlette (and so FastAPI) stores the matched route in ``scope["route"]``
-    after the middleware ran; reading it lazily makes `route` right wherever
-    the handler looks at it. An explicitly assigned route wins.
+    Starlette (and so FastAPI) stores the matched route in ``scope["route"]``,
+    Litestar the template in ``scope["path_template"]``, after the middleware
+    ran; reading them lazily makes `route` right wherever the handler looks at
+    it. An explicitly assigned route wins.
     """
 
     __slots__ = ("_scope",)
@@ -44,8 +45,8 @@ class AsgiRequestContext(RequestContext):
     def route(self) -> str | None:
         value: str | None = _RouteDescriptor.__get__(self)
         if value is None:
-            route = self._scope.get("route")
-            path = getattr(route, "path", None)
+            scope = self._scope
+            path = getattr(scope.get("route"), "path", None) or scope.get("path_template")
             if isinstance(path, str):
                 return path
         return value

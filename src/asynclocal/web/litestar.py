@@ -1,0 +1,67 @@
+"""Litestar: the pure ASGI middleware plus a `RequestRejected` exception handler.
+
+Usage::
+
+    from litestar import Litestar
+    from asynclocal.web.litestar import EXCEPTION_HANDLERS, wrap
+
+    app = wrap(Litestar(route_handlers=[...], exception_handlers={**EXCEPTION_HANDLERS}))
+
+`wrap` puts `asynclocal.web.asgi.RequestContextMiddleware` around the whole
+application, so every response (404s for unknown paths and Litestar's own
+500s included) carries the id header; ``ctx.route`` is Litestar's path
+template (``/items/{item_id}``). As a route-level middleware instead
+(``middleware=[middleware()]``) it only sees requests that matched a route.
+`EXCEPTION_HANDLERS` answers `RequestRejected` with its status.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+try:
+    from litestar import Litestar, MediaType, Request, Response
+    from litestar.middleware import DefineMiddleware
+except ImportError as exc:  # pragma: no cover - depends on the environment
+    raise ImportError(
+        "asynclocal.web.litestar needs the 'litestar' extra: pip install 'asynclocal[litestar]'"
+    ) from exc
+
+from ..request._context import RequestRejected
+from ..request._scope import RequestContextFactory
+from .asgi import RequestContextMiddleware
+
+__all__ = ["EXCEPTION_HANDLERS", "middleware", "request_rejected_handler", "wrap"]
+
+
+def request_rejected_handler(request: Request[Any, Any, Any], exc: Exception) -> Response[str]:
+    """Litestar exception handler answering `RequestRejected` with its status and message."""
+    if not isinstance(exc, RequestRejected):  # pragma: no cover - registered for it only
+        raise exc
+    return Response(exc.public_message, status_code=exc.status_code, media_type=MediaType.TEXT)
+
+
+#: ``exception_handlers={**EXCEPTION_HANDLERS}`` for `Litestar(...)`.
+EXCEPTION_HANDLERS: dict[type[Exception], Any] = {RequestRejected: request_rejected_handler}
+
+
+def wrap(
+    app: Litestar, *, factory: RequestContextFactory | None = None, **options: Any
+) -> RequestContextMiddleware:
+    """`app` wrapped in `RequestContextMiddleware` (options as for that class).
+
+    Raises:
+        TypeError: `app` is not a Litestar application, or an option is invalid.
+    """
+    if not isinstance(app, Litestar):
+        raise TypeError(f"wrap() needs a Litestar application, got {type(app).__name__}")
+    return RequestContextMiddleware(app, factory=factory, **options)
+
+
+def middleware(*, factory: RequestContextFactory | None = None, **options: Any) -> DefineMiddleware:
+    """A route-level ``DefineMiddleware`` for Litestar's ``middleware=[...]``."""
+    if factory is None:
+        factory = RequestContextFactory(**options)
+    elif options:
+        raise TypeError("pass either factory=... or its options, not both")
+    return DefineMiddleware(RequestContextMiddleware, factory=factory)
