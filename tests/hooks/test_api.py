@@ -252,3 +252,33 @@ def test_environment_variable_turns_tracking_on_at_import() -> None:
     assert task_id > 1
     assert trigger == 1
     assert enabled == 1
+
+
+def test_exact_event_sequence_of_a_tiny_program(run: Run, recorder: Recorder) -> None:
+    ran: list[int] = []
+
+    def callback() -> None:
+        ran.append(hooks.execution_async_id())
+
+    async def main() -> None:
+        asyncio.get_running_loop().call_soon(callback)
+        await asyncio.sleep(0)  # one loop turn: the callback runs, then main resumes
+
+    run(main())
+    inits = recorder.of("init")
+    main_id, cb_id = (e.async_id for e in inits)
+    assert [(e.type, e.trigger) for e in inits] == [("Task", 1), ("Immediate", main_id)]
+    assert ran == [cb_id]
+    assert [(e.kind, e.async_id) for e in recorder.events] == [
+        ("init", main_id),
+        ("before", main_id),
+        ("init", cb_id),
+        ("after", main_id),
+        ("before", cb_id),
+        ("after", cb_id),
+        ("destroy", cb_id),
+        ("before", main_id),
+        ("promise_resolve", main_id),
+        ("after", main_id),
+        ("destroy", main_id),
+    ]

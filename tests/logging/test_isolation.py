@@ -264,3 +264,34 @@ def test_loguru_configure_patcher_and_placeholder_outside_a_request() -> None:
         loguru_logger.remove(sink_id)
 
     assert lines == ["[-] boot", "[r-1] served"]
+
+
+@pytest.mark.parametrize("factory", [False, True])
+async def test_json_formatter_alone_behind_a_queue(
+    make_logger: Callable[..., logging.Logger], factory: bool
+) -> None:
+    # No ContextFilter anywhere: with capture_at_creation() each line has its own
+    # request; without it the listener thread writes null, never another request.
+    as_json = ListHandler(JsonFormatter())
+    q: queue.SimpleQueue[logging.LogRecord] = queue.SimpleQueue()
+    listener = logging.handlers.QueueListener(q, as_json)
+    log = make_logger(logging.handlers.QueueHandler(q))
+    if factory:
+        capture_at_creation()
+    listener.start()
+    try:
+        ids = await simulate_requests(lambda kind, rid: log.info("%s|%s", kind, rid), 50)
+    finally:
+        listener.stop()
+        stop_capture_at_creation()
+
+    pairs = []
+    for line in as_json.lines:
+        record = json.loads(line)
+        kind, expect = record["message"].split("|")
+        pairs.append((record["request_id"], expect, kind))
+    if factory:
+        check_lines(pairs, ids)
+    else:
+        assert len(pairs) == 200
+        assert {got for got, _, _ in pairs} == {None}

@@ -293,3 +293,13 @@ def test_install_twice_is_an_error() -> None:
         install(app)
     with pytest.raises(TypeError, match="Starlette or FastAPI"):
         install(PlainTextResponse("x"))  # type: ignore[arg-type]
+
+
+def test_websocket_rejected_by_hook_is_refused(server: str) -> None:
+    import websockets.exceptions
+    import websockets.sync.client as wsc
+
+    ws_url = server.replace("http://", "ws://") + "/ws"
+    with pytest.raises(websockets.exceptions.InvalidStatus) as info:
+        wsc.connect(ws_url, additional_headers={"Cookie": "access_token=forbidden"})
+    assert info.value.response.status_code == 403

@@ -17,6 +17,7 @@ import asyncio
 import concurrent.futures
 import contextvars
 import logging
+import os
 import threading
 from asyncio import events, futures
 from collections.abc import Callable
@@ -37,6 +38,12 @@ _FUTURE_TYPES: tuple[type, ...] = (asyncio.Future, futures._PyFuture)  # type: i
 # transport -> protocol calls), not work the application scheduled.
 _INTERNAL_OWNERS: tuple[type, ...] = (*_FUTURE_TYPES, asyncio.BaseProtocol, asyncio.BaseTransport)
 _INTERNAL_MODULES = ("asyncio.", "uvloop")
+# The loop's own housekeeping coroutines (run by asyncio.run at shutdown, or per
+# accepted connection) are not application work: they are not reported as tasks.
+_HOUSEKEEPING = frozenset(
+    {"shutdown_asyncgens", "shutdown_default_executor", "_accept_connection2"}
+)
+_LOOP_SOURCES = (os.path.dirname(asyncio.__file__) + os.sep, "uvloop")
 _PASS_TYPES: set[type] = {CallbackResource}
 _DUMMY_CONTEXT = contextvars.Context()
 _iscoroutine = asyncio.iscoroutine
@@ -65,9 +72,22 @@ def _is_internal(callback: Any, kind: type) -> bool:
     return type(module) is str and module.startswith(_INTERNAL_MODULES)
 
 
+def _is_housekeeping(coro: Any) -> bool:
+    code = getattr(coro, "cr_code", None)
+    return (
+        code is not None
+        and code.co_name in _HOUSEKEEPING
+        and code.co_filename.startswith(_LOOP_SOURCES)
+    )
+
+
 def _wrap_create_task(orig: Callable[..., Any]) -> Callable[..., Any]:
     def create_task(self: Any, coro: Any, *args: Any, **kwargs: Any) -> Any:
-        if not _ids.listeners or (type(coro) is not CoroutineType and not _iscoroutine(coro)):
+        if (
+            not _ids.listeners
+            or (type(coro) is not CoroutineType and not _iscoroutine(coro))
+            or _is_housekeeping(coro)
+        ):
             return orig(self, coro, *args, **kwargs)
         wrapper = HookedCoroutine(coro, frame_var.get()[0])
         task = orig(self, wrapper, *args, **kwargs)

@@ -35,7 +35,7 @@ from asynclocal.logging._redact import (
 )
 
 if TYPE_CHECKING:
-    from asynclocal.logging._json import JsonFormatter
+    from asynclocal.logging._json import JsonFormatter as JsonFormatter
 
 __all__ = [
     "DEFAULT_SECRET_KEYS",
@@ -43,7 +43,6 @@ __all__ = [
     "REDACTED",
     "STANDARD_FIELDS",
     "ContextFilter",
-    "JsonFormatter",
     "Redactor",
     "capture_at_creation",
     "capturing_at_creation",
@@ -56,8 +55,9 @@ __all__ = [
 
 
 def __getattr__(name: str) -> Any:
-    # JsonFormatter is imported on first use: the package itself stays stdlib-only,
-    # and a missing extra raises ImportError naming it.
+    # JsonFormatter is imported on first use (and left out of __all__, so a star
+    # import works without the extra): the package itself stays stdlib-only, and
+    # a missing extra raises ImportError naming it.
     if name == "JsonFormatter":
         from asynclocal.logging._json import JsonFormatter
 

@@ -17,7 +17,7 @@ template (``/items/{item_id}``). As a route-level middleware instead
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 try:
     from litestar import Litestar, MediaType, Request, Response
@@ -29,7 +29,7 @@ except ImportError as exc:  # pragma: no cover - depends on the environment
 
 from ..request._context import RequestRejected
 from ..request._scope import RequestContextFactory
-from .asgi import RequestContextMiddleware
+from .asgi import ASGIApp, RequestContextMiddleware
 
 __all__ = ["EXCEPTION_HANDLERS", "middleware", "request_rejected_handler", "wrap"]
 
@@ -55,7 +55,7 @@ def wrap(
     """
     if not isinstance(app, Litestar):
         raise TypeError(f"wrap() needs a Litestar application, got {type(app).__name__}")
-    return RequestContextMiddleware(app, factory=factory, **options)
+    return RequestContextMiddleware(cast(ASGIApp, app), factory=factory, **options)
 
 
 def middleware(*, factory: RequestContextFactory | None = None, **options: Any) -> DefineMiddleware:
@@ -64,4 +64,4 @@ def middleware(*, factory: RequestContextFactory | None = None, **options: Any) 
         factory = RequestContextFactory(**options)
     elif options:
         raise TypeError("pass either factory=... or its options, not both")
-    return DefineMiddleware(RequestContextMiddleware, factory=factory)
+    return DefineMiddleware(cast(Any, RequestContextMiddleware), factory=factory)
