@@ -282,3 +282,17 @@ def test_exact_event_sequence_of_a_tiny_program(run: Run, recorder: Recorder) ->
         ("after", main_id),
         ("destroy", main_id),
     ]
+
+
+def test_trace_hook_logs_every_event(run: Run, caplog: pytest.LogCaptureFixture) -> None:
+    hook = hooks.enable_from_env({"ASYNCLOCAL_HOOKS": "trace"})
+    assert hook is not None
+    with caplog.at_level(logging.DEBUG, logger="asynclocal.hooks.trace"):
+        task_id = run(child())
+    hook.disable()
+    lines = [r.getMessage() for r in caplog.records if r.name == "asynclocal.hooks.trace"]
+    assert lines[0].startswith("init Task(") and lines[0].endswith("trigger=1")
+    assert f"before {task_id}" in lines
+    assert f"destroy {task_id}" in lines
+    with pytest.raises(TypeError, match="logging.Logger"):
+        hooks.trace_hook("asynclocal")  # type: ignore[arg-type]

@@ -256,6 +256,8 @@ def test_json_formatter_options(make_logger: Callable[..., logging.Logger]) -> N
         "trace_id": "-",
         "span_id": "-",
         "user_id": "-",
+        "root_request_id": "r-1",
+        "parent_request_id": "-",
     }
     assert second["req"] == "-"
 

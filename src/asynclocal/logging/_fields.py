@@ -22,7 +22,14 @@ __all__ = [
 ]
 
 #: The fields every integration adds, in this order.
-STANDARD_FIELDS: tuple[str, ...] = ("request_id", "trace_id", "span_id", "user_id")
+STANDARD_FIELDS: tuple[str, ...] = (
+    "request_id",
+    "trace_id",
+    "span_id",
+    "user_id",
+    "root_request_id",
+    "parent_request_id",
+)
 
 #: The `LogRecord` attribute holding the raw captured values (a dict, None for
 #: "no value"). Set once, where the record is first filtered, so a record that
@@ -105,6 +112,10 @@ def capture(app_fields: tuple[str, ...]) -> dict[str, Any]:
         "trace_id": ctx.trace_id,
         "span_id": ctx.span_id,
         "user_id": user_id,
+        # The causation chain, so a request -> task -> sub-task -> call can be
+        # reassembled from the logs of every service.
+        "root_request_id": ctx.root_request_id,
+        "parent_request_id": ctx.parent_request_id,
     }
     for name in app_fields:
         values[name] = _loggable(ctx.get(name))
