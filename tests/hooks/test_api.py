@@ -291,8 +291,9 @@ def test_trace_hook_logs_every_event(run: Run, caplog: pytest.LogCaptureFixture)
         task_id = run(child())
     hook.disable()
     lines = [r.getMessage() for r in caplog.records if r.name == "asynclocal.hooks.trace"]
-    assert lines[0].startswith("init Task(") and lines[0].endswith("trigger=1")
+    assert lines[0].startswith("init Task(")
+    assert lines[0].endswith("trigger=1")
     assert f"before {task_id}" in lines
     assert f"destroy {task_id}" in lines
-    with pytest.raises(TypeError, match="logging.Logger"):
+    with pytest.raises(TypeError, match=r"logging\.Logger"):
         hooks.trace_hook("asynclocal")  # type: ignore[arg-type]

@@ -19,7 +19,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from asynclocal import AsyncLocalStorage, debug, threads
+from asynclocal import AsyncLocalStorage, debug, hooks, threads
 
 request: AsyncLocalStorage[str] = AsyncLocalStorage(name="debug-test-request")
 
@@ -201,3 +201,16 @@ def test_environment_variable_enables_the_detector() -> None:
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "True [('lost', 'env')]"
     assert "context lost at threading.Thread started" in out.stderr  # logged, with the stack
+
+
+def test_to_thread_propagates_and_is_not_reported_even_under_hooks(detector: None) -> None:
+    async def handler() -> str | None:
+        return await asyncio.to_thread(read_store)
+
+    tracking = hooks.create_hook().enable()  # executor jobs wrapped as hook resources
+    try:
+        assert asyncio.run(request.run("r-8", handler)) == "r-8"
+        assert asyncio.run(request.run("r-9", handler)) == "r-9"
+    finally:
+        tracking.disable()
+    assert ours(debug.reports()) == []

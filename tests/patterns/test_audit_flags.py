@@ -12,7 +12,13 @@ import sys
 import pytest
 
 from asynclocal.patterns.audit import audit, audited
-from asynclocal.patterns.flags import FeatureFlags, Flag, UnknownFlagError, bucket_of, evaluated_flags
+from asynclocal.patterns.flags import (
+    FeatureFlags,
+    Flag,
+    UnknownFlagError,
+    bucket_of,
+    evaluated_flags,
+)
 from asynclocal.patterns.rbac import requires
 from asynclocal.request import RequestContext, request_storage
 
@@ -46,13 +52,13 @@ async def test_audit_records_carry_who_what_and_request(capture_logger: ListHand
             "request_id": f"req-{i}",
             "details": {"old": "a", "new": f"b{i}"},
         }
-        assert record.request_id == f"req-{i}" and record.user_id == f"user-{i}"  # type: ignore[attr-defined]
+        assert (record.request_id, record.user_id) == (f"req-{i}", f"user-{i}")  # type: ignore[attr-defined]
         assert "SECRET" not in json.dumps(data) + record.getMessage()
 
 
 def test_audit_outside_a_request_and_odd_values(capture_logger: ListHandler) -> None:
     data = audit("job.cleanup", target=object.__new__(object), count=3, ids={1})
-    assert data["user_id"] is None and data["request_id"] is None
+    assert (data["user_id"], data["request_id"]) == (None, None)
     assert data["target"].startswith("<object object")
     assert data["details"] == {"count": 3, "ids": [1]}
     json.dumps(data)
@@ -101,7 +107,9 @@ def test_percentage_rollout_is_stable_and_proportional() -> None:
     flags.define("new-search", percentage=60)
     assert all(enabled_for(u) for u in users if first[u])  # raising it only adds users
     # Stable across processes (no per-process hash seed).
-    code = "from asynclocal.patterns.flags import bucket_of; print(bucket_of('new-search', 'user-7'))"
+    code = (
+        "from asynclocal.patterns.flags import bucket_of; print(bucket_of('new-search', 'user-7'))"
+    )
     other = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert float(other.stdout) == bucket_of("new-search", "user-7")
 
@@ -134,5 +142,5 @@ def test_allow_lists_deny_lists_tenants_and_defaults() -> None:
     with pytest.raises(UnknownFlagError, match="not defined"):
         flags.is_enabled("nope")
     assert flags.is_enabled("nope", default=True) is True
-    with pytest.raises(ValueError, match="0..100"):
+    with pytest.raises(ValueError, match=r"0\.\.100"):
         flags.define("bad", percentage=101)

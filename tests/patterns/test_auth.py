@@ -104,7 +104,8 @@ async def test_failed_refresh_raises_once_for_all_waiters(auth_world: AuthWorld)
         results = await request_storage.run(ctx, handler)
     assert all(isinstance(r, TokenRefreshError) for r in results), results
     assert "refused the refresh token (HTTP 400)" in str(results[0])
-    assert isinstance(results[0], TokenRefreshError) and results[0].status_code == 401
+    assert isinstance(results[0], TokenRefreshError)
+    assert results[0].status_code == 401
     assert auth_world.refresh_calls[f"revoked-{user}"] == 1
     assert ctx.access_token == f"expired-{user}"
 
@@ -132,7 +133,9 @@ async def test_refresh_callable_and_rotation(auth_world: AuthWorld) -> None:
 
     (user,) = _users(1)
     ctx = _ctx(user)
-    async with httpx.AsyncClient(base_url=auth_world.api_url, auth=ContextBearerAuth(refresh=refresh)) as api:
+    async with httpx.AsyncClient(
+        base_url=auth_world.api_url, auth=ContextBearerAuth(refresh=refresh)
+    ) as api:
         answers = await request_storage.run(
             ctx, lambda: asyncio.gather(*(api.get("/me") for _ in range(4)))
         )
@@ -146,9 +149,12 @@ def test_sync_refresh_callable_failure_is_wrapped(auth_world: AuthWorld) -> None
         raise ConnectionError("auth service down")
 
     (user,) = _users(1)
-    with httpx.Client(base_url=auth_world.api_url, auth=ContextBearerAuth(refresh=refresh)) as api:
-        with pytest.raises(TokenRefreshError, match="auth service down"):
-            request_storage.run(_ctx(user), api.get, "/me")
+    auth = ContextBearerAuth(refresh=refresh)
+    with (
+        httpx.Client(base_url=auth_world.api_url, auth=auth) as api,
+        pytest.raises(TokenRefreshError, match="auth service down"),
+    ):
+        request_storage.run(_ctx(user), api.get, "/me")
 
 
 async def test_outside_a_request_raises(auth_world: AuthWorld) -> None:

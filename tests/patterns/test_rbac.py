@@ -68,7 +68,7 @@ def test_only_the_creator_renames_the_room() -> None:
     assert as_user(Agent("alice"), rename_room, room, "new").name == "new"
     with pytest.raises(Forbidden, match="created_the_room denied") as info:
         as_user(Agent("bob"), rename_room, room, "stolen")
-    assert info.value.status_code == 403 and info.value.user_id == "bob"
+    assert (info.value.status_code, info.value.user_id) == (403, "bob")
     assert room.name == "new"  # the body never ran
 
 
@@ -128,12 +128,11 @@ def test_authorize_function_with_resource() -> None:
     room = Room("1", "n", created_by="alice")
 
     def check() -> Principal:
-        return authorize(
-            "agent", policy=lambda p, r: r.created_by == p.id, resource=room
-        )
+        return authorize("agent", policy=lambda p, r: r.created_by == p.id, resource=room)
 
     principal = as_user(Agent("alice", roles=("agent", "admin")), check)
-    assert principal.id == "alice" and principal.has_role("admin")
+    assert principal.id == "alice"
+    assert principal.has_role("admin")
     with pytest.raises(Forbidden):
         as_user(Agent("bob"), check)
     assert as_user({"id": "x", "roles": "agent"}, current_principal).roles == {"agent"}
@@ -179,8 +178,11 @@ def test_forbidden_becomes_403_through_the_middleware() -> None:
         async def go() -> list[httpx.Response]:
             async with httpx.AsyncClient(base_url=base) as client:
                 jobs = [
-                    client.post(f"/rooms/{rid}", params={"name": f"{agent}-{rid}"},
-                                headers={"x-agent": agent})
+                    client.post(
+                        f"/rooms/{rid}",
+                        params={"name": f"{agent}-{rid}"},
+                        headers={"x-agent": agent},
+                    )
                     for rid, agent in cases
                 ]
                 jobs.append(client.post("/rooms/1", params={"name": "anon"}))
@@ -214,10 +216,12 @@ def test_forbidden_from_a_pure_asgi_app() -> None:
         role = ctx.headers.get("x-role")
         ctx.user = {"id": "u", "roles": [role]} if role else None
 
-    with run_uvicorn(RequestContextMiddleware(app, on_request=on_request)) as base:
-        with httpx.Client(base_url=base) as client:
-            assert client.get("/", headers={"x-role": "admin"}).text == "secret"
-            denied = client.get("/", headers={"x-role": "guest"})
-            anonymous = client.get("/")
+    with (
+        run_uvicorn(RequestContextMiddleware(app, on_request=on_request)) as base,
+        httpx.Client(base_url=base) as client,
+    ):
+        assert client.get("/", headers={"x-role": "admin"}).text == "secret"
+        denied = client.get("/", headers={"x-role": "guest"})
+        anonymous = client.get("/")
     assert (denied.status_code, denied.text) == (403, "Forbidden")
     assert (anonymous.status_code, anonymous.text) == (401, "Unauthorized")

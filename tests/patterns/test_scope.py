@@ -92,7 +92,8 @@ def test_readonly_views_refuse_every_mutation() -> None:
     assert store == {"user": User("u1", ["a"]), "limits": {"rpm": 10}, "ids": [1, 2], "s": {1}}
     store["limits"]["rpm"] = 20
     assert view["limits"]["rpm"] == 20  # a live view, not a copy
-    assert readonly("text") == "text" and readonly(None) is None
+    assert readonly("text") == "text"
+    assert readonly(None) is None
 
 
 def test_readonly_request_context() -> None:
@@ -100,7 +101,7 @@ def test_readonly_request_context() -> None:
 
     def reader() -> None:
         view = readonly_request()
-        assert view.request_id == "r1" and view.user_id == "u1"
+        assert (view.request_id, view.user_id) == ("r1", "u1")
         assert view.get("cart") == ("x",)
         assert "cart" in view
         for mutate in (
@@ -114,7 +115,8 @@ def test_readonly_request_context() -> None:
                 mutate()
 
     request_storage.run(ctx, reader)
-    assert ctx.user == {"id": "u1", "roles": ["a"]} and ctx.get("cart") == ["x"]
+    assert ctx.user == {"id": "u1", "roles": ["a"]}
+    assert ctx.get("cart") == ["x"]
 
 
 async def test_run_with_context_runs_tasks_in_order_in_one_request() -> None:

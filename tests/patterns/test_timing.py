@@ -67,7 +67,8 @@ async def test_nested_spans_form_a_stack() -> None:
     ]
     assert [s.depth for s in spans] == [0, 1, 2, 2]
     outer, inner = spans[0], spans[1]
-    assert outer.start <= inner.start and inner.start + inner.duration <= outer.start + outer.duration
+    assert outer.start <= inner.start
+    assert inner.start + inner.duration <= outer.start + outer.duration
 
 
 def test_sync_functions_and_default_names() -> None:
@@ -209,3 +210,20 @@ def test_header_and_summary_through_the_asgi_middleware(capture_logger: ListHand
         assert len(record.timings) == n + 2  # type: ignore[attr-defined]
         assert record.getMessage().startswith("GET /rooms ")
     assert len(summaries) == len(ns)
+
+
+def test_spans_per_request_are_bounded() -> None:
+    from asynclocal.patterns.timing import MAX_SPANS
+
+    @timed("hot")
+    def hot() -> None:
+        return None
+
+    def handler() -> tuple[int, int]:
+        for _ in range(MAX_SPANS + 5):
+            hot()
+        tl = timeline()
+        assert tl is not None
+        return len(tl.spans), tl.dropped
+
+    assert request_storage.run(RequestContext("r"), handler) == (MAX_SPANS, 5)

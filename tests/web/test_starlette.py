@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import time
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
@@ -204,8 +205,6 @@ def test_abandoned_stream_cleans_up_inside_its_request(
     for _ in range(200):  # the server notices the disconnect asynchronously
         if captured_logs.lines_with("stream closed"):
             break
-        import time
-
         time.sleep(0.01)
     assert captured_logs.lines_with("stream closed") == [("gone-1", "stream closed")]
     assert "different Context" not in captured_logs.text()
@@ -303,3 +302,25 @@ def test_websocket_rejected_by_hook_is_refused(server: str) -> None:
     with pytest.raises(websockets.exceptions.InvalidStatus) as info:
         wsc.connect(ws_url, additional_headers={"Cookie": "access_token=forbidden"})
     assert info.value.response.status_code == 403
+
+
+@pytest.mark.skipif(not hasattr(Exception, "add_note"), reason="exception notes need 3.11")
+async def test_escaping_exception_names_its_request() -> None:
+    async def failing_app(scope: Any, receive: Any, send: Any) -> None:
+        raise LookupError("inner")
+
+    sent: list[dict[str, Any]] = []
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    async def receive() -> dict[str, Any]:
+        return {"type": "http.request", "body": b""}
+
+    scope = {"type": "http", "method": "GET", "path": "/", "headers": [(b"x-request-id", b"n-1")]}
+    with pytest.raises(LookupError) as info:
+        await RequestContextMiddleware(failing_app)(scope, receive, send)
+    assert "request_id=n-1" in info.value.__notes__
+    assert sent[0]["status"] == 500
+    assert (b"x-request-id", b"n-1") in sent[0]["headers"]
+    assert request_id() is None

@@ -152,11 +152,11 @@ def _stack() -> Stack:
 
 def _bound_context(fn: object) -> Context | None:
     """The context `fn` will enter itself, when it is a context-bound callable."""
-    for _ in range(4):
+    for _ in range(8):
         owner = getattr(fn, "__self__", None)
         if isinstance(owner, Context):  # ctx.run, as asynclocal.threads submits jobs
             return owner
-        if isinstance(fn, functools.partial):
+        if isinstance(fn, functools.partial):  # asyncio.to_thread: partial(ctx.run, ...)
             fn = fn.func
             continue
         for cell in getattr(fn, "__closure__", None) or ():
@@ -170,7 +170,10 @@ def _bound_context(fn: object) -> Context | None:
                 return value.__self__  # type: ignore[no-any-return]  # AsyncLocalStorage.bind
             if isinstance(value, AsyncResource):
                 return value._copy.__self__  # type: ignore[attr-defined,no-any-return]
-        return None
+        inner = getattr(fn, "__wrapped__", None)  # e.g. an asynclocal.hooks executor job
+        if inner is None:
+            return None
+        fn = inner
     return None
 
 
@@ -235,7 +238,10 @@ class _Checked:
         fn = self.__wrapped__
         if _enabled:
             try:
-                label = self._label or _target_name(fn)
+                shown = (
+                    args[0] if args and isinstance(getattr(fn, "__self__", None), Context) else fn
+                )
+                label = self._label or _target_name(shown)
                 _check(self._captured, self._boundary, self._stack, label, _lookup_for(fn))
             except Exception:  # the detector must never break the work it watches
                 logger.exception("asynclocal.debug: the context check itself failed")

@@ -89,10 +89,15 @@ def _wrap_create_task(orig: Callable[..., Any]) -> Callable[..., Any]:
             or _is_housekeeping(coro)
         ):
             return orig(self, coro, *args, **kwargs)
-        wrapper = HookedCoroutine(coro, frame_var.get()[0])
+        trigger = frame_var.get()[0]
+        wrapper = HookedCoroutine(coro, trigger)
         task = orig(self, wrapper, *args, **kwargs)
-        if wrapper._frame is None:
-            wrapper._started(task)
+        if wrapper._frame is None:  # else an eager task already started (and reported) itself
+            async_id = wrapper._async_id
+            wrapper._frame = (async_id, trigger, task)
+            wrapper._state = 1
+            if _ids._init:
+                emit_init(async_id, "Task", trigger, task)
         return task
 
     return create_task

@@ -29,10 +29,10 @@ import logging
 import re
 import threading
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from contextvars import ContextVar
 from dataclasses import dataclass
+from types import TracebackType
 from typing import Any, ParamSpec, TypeVar, cast, overload
 
 from ..request._context import RequestContext, request_storage
@@ -55,6 +55,8 @@ logger = logging.getLogger("asynclocal.timing")
 _KEY = "asynclocal.timing"
 #: Most entries put in one ``Server-Timing`` header; the total is always added.
 MAX_HEADER_ENTRIES = 30
+#: Most spans kept per request (a timed call in a hot loop must not grow memory without bound).
+MAX_SPANS = 1000
 
 
 @dataclass(frozen=True)
@@ -101,12 +103,17 @@ class Timeline:
         self._spans: list[Span] = []
         self._lock = threading.Lock()
         self._reported = False
+        #: Spans not kept because the request already had `MAX_SPANS`.
+        self.dropped = 0
         self._ctx_repr = f"{ctx.method} {ctx.path}".strip() or ctx.request_id
         self._request_id = ctx.request_id
 
     def _add(self, span: Span) -> None:
         with self._lock:
-            self._spans.append(span)
+            if len(self._spans) < MAX_SPANS:
+                self._spans.append(span)
+            else:
+                self.dropped += 1
 
     @property
     def spans(self) -> list[Span]:
@@ -194,7 +201,8 @@ def log_summary(tl: Timeline | None = None, level: int = logging.INFO) -> None:
         return
     spans = tl.spans
     total = tl.total()
-    lines = [f"{tl._ctx_repr} {total * 1000:.1f}ms"]
+    dropped = f" ({tl.dropped} more spans not kept)" if tl.dropped else ""
+    lines = [f"{tl._ctx_repr} {total * 1000:.1f}ms{dropped}"]
     lines.extend(
         f"{'  ' * (s.depth + 1)}{s.name} {s.duration * 1000:.1f}ms"
         + (f" !{s.error}" if s.error else "")
@@ -211,41 +219,52 @@ def log_summary(tl: Timeline | None = None, level: int = logging.INFO) -> None:
     )
 
 
-@contextmanager
-def time_block(name: str) -> Iterator[None]:
+class time_block:  # lower-case: used like a function, `with time_block("render"):`
     """Time the ``with`` block as a span named `name` (nothing is recorded outside a request).
 
     Raises:
         TypeError: `name` is not a non-empty string.
     """
-    if not isinstance(name, str) or not name:
-        raise TypeError(f"time_block(name) needs a non-empty str, got {name!r:.40}")
-    ctx = request_storage.get_store()
-    if ctx is None:
-        yield
-        return
-    parent = _current.get()
-    tl = parent.timeline if parent is not None else None
-    path: tuple[str, ...]
-    if tl is None or ctx.get(_KEY) is not tl:
-        tl, path = _timeline_for(ctx), (name,)
-    else:
-        path = (*parent.path, name) if parent is not None else (name,)
-    token = _current.set(_Frame(tl, path))
-    start = time.perf_counter()
-    error: str | None = None
-    try:
-        yield
-    except BaseException as exc:
-        error = type(exc).__name__
-        raise
-    finally:
+
+    __slots__ = ("_name", "_parent", "_path", "_start", "_tl", "_token")
+
+    def __init__(self, name: str) -> None:
+        if not isinstance(name, str) or not name:
+            raise TypeError(f"time_block(name) needs a non-empty str, got {name!r:.40}")
+        self._name = name
+        self._tl: Timeline | None = None
+
+    def __enter__(self) -> None:
+        ctx = request_storage.get_store()
+        if ctx is None:
+            return
+        parent = self._parent = _current.get()
+        tl = parent.timeline if parent is not None else None
+        if tl is None or ctx.get(_KEY) is not tl:
+            tl, self._path = _timeline_for(ctx), (self._name,)
+        else:
+            self._path = (*parent.path, self._name)  # type: ignore[union-attr]
+        self._tl = tl
+        self._token = _current.set(_Frame(tl, self._path))
+        self._start = time.perf_counter()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        tl = self._tl
+        if tl is None:
+            return
         end = time.perf_counter()
+        self._tl = None
         try:
-            _current.reset(token)
+            _current.reset(self._token)
         except ValueError:  # closed from another context (a generator finalised elsewhere)
-            _current.set(parent)
-        tl._add(Span(name, path, start - tl._origin, end - start, error))
+            _current.set(self._parent)
+        error = None if exc_type is None else exc_type.__name__
+        tl._add(Span(self._name, self._path, self._start - tl._origin, end - self._start, error))
 
 
 @overload
@@ -286,13 +305,13 @@ def timed(arg: Any = None, /, *, name: str | None = None) -> Any:
 
 
 def _decorate(fn: Callable[P, R], name: str) -> Callable[P, R]:
-    get_ctx = request_storage.get_store
+    storage = request_storage
     if inspect.iscoroutinefunction(fn):
         async_fn = cast(Callable[..., Any], fn)
 
         @functools.wraps(fn)
         async def async_wrapper(*args: Any, **kwargs: Any) -> Any:
-            if get_ctx() is None:
+            if storage.get_store() is None:
                 return await async_fn(*args, **kwargs)
             with time_block(name):
                 return await async_fn(*args, **kwargs)
@@ -301,7 +320,7 @@ def _decorate(fn: Callable[P, R], name: str) -> Callable[P, R]:
 
     @functools.wraps(fn)
     def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
-        if get_ctx() is None:
+        if storage.get_store() is None:
             return fn(*args, **kwargs)
         with time_block(name):
             return fn(*args, **kwargs)

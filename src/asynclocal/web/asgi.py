@@ -19,7 +19,8 @@ through untouched):
 * `RequestRejected` (raised by ``on_request`` or by the app before the
   response started) becomes its ``status_code`` with ``public_message``;
 * an unhandled exception before the response started is answered with a 500
-  carrying the id header, then re-raised so the server logs it. Wrapping
+  carrying the id header, then re-raised so the server logs it (with a
+  ``request_id=...`` note on Python 3.11+, so the traceback names the request). Wrapping
   the whole app (outermost) lets the framework's own 500 page through
   instead, still with the id: see `asynclocal.web.starlette.install`.
 """
@@ -144,7 +145,10 @@ class RequestContextMiddleware:
                     await send_with_id({"type": "websocket.close", "code": 1008})
                     return
                 await _send_plain(send_with_id, exc.status_code, exc.public_message, [])
-            except Exception:
+            except Exception as exc:
+                # The server logs the traceback after the context is gone: name the request.
+                if hasattr(exc, "add_note"):
+                    exc.add_note(f"request_id={ctx.request_id}")
                 if started or kind != "http":
                     raise
                 await _send_plain(send_with_id, 500, HTTPStatus(500).phrase, [])
