@@ -42,6 +42,18 @@ __all__ = [
 __version__ = "0.1.0"
 
 
+def _continue_incoming_traces() -> None:
+    # Every middleware continues the caller's trace and causation chain by
+    # default, as OpenTelemetry's server instrumentation does; stdlib only.
+    # `asynclocal.propagation.uninstall()` turns it off.
+    from .propagation import install
+
+    install()
+
+
+_continue_incoming_traces()
+
+
 def _enable_from_environment() -> None:
     # ASYNCLOCAL_HOOKS / ASYNCLOCAL_DEBUG turn tracing tools on at start-up; the
     # modules are imported only when asked for, so the core stays stdlib-only and cheap.

@@ -40,7 +40,7 @@ def _ctx(user: str, refresh: str | None = None) -> RequestContext:
 async def test_concurrent_requests_refresh_once_each(auth_world: AuthWorld) -> None:
     auth = ContextBearerAuth(token_url=auth_world.token_url)
     users = _users(30)
-    async with httpx.AsyncClient(base_url=auth_world.api_url, auth=auth) as api:
+    async with httpx.AsyncClient(base_url=auth_world.api_url, auth=auth, timeout=30) as api:
 
         async def one_request(user: str) -> None:
             ctx = _ctx(user)
@@ -68,7 +68,7 @@ def test_sync_client_threads_refresh_once_per_request(auth_world: AuthWorld) -> 
     auth = ContextBearerAuth(token_url=auth_world.token_url)
     users = _users(10)
     errors: list[BaseException] = []
-    with httpx.Client(base_url=auth_world.api_url, auth=auth) as api:
+    with httpx.Client(base_url=auth_world.api_url, auth=auth, timeout=30) as api:
 
         def handler(user: str) -> None:
             with ThreadPoolExecutor(4) as pool:  # concurrent calls inside one request
@@ -96,7 +96,7 @@ async def test_failed_refresh_raises_once_for_all_waiters(auth_world: AuthWorld)
     auth = ContextBearerAuth(token_url=auth_world.token_url)
     (user,) = _users(1)
     ctx = _ctx(user, refresh=f"revoked-{user}")
-    async with httpx.AsyncClient(base_url=auth_world.api_url, auth=auth) as api:
+    async with httpx.AsyncClient(base_url=auth_world.api_url, auth=auth, timeout=30) as api:
 
         async def handler() -> list[BaseException | httpx.Response]:
             return await asyncio.gather(*(api.get("/me") for _ in range(6)), return_exceptions=True)
@@ -114,7 +114,7 @@ async def test_no_refresh_token_is_a_clear_error(auth_world: AuthWorld) -> None:
     auth = ContextBearerAuth(token_url=auth_world.token_url)
     (user,) = _users(1)
     ctx = _ctx(user, refresh="")
-    async with httpx.AsyncClient(base_url=auth_world.api_url, auth=auth) as api:
+    async with httpx.AsyncClient(base_url=auth_world.api_url, auth=auth, timeout=30) as api:
         with pytest.raises(TokenRefreshError, match="has no refresh_token"):
             await request_storage.run(ctx, api.get, "/me")
 
@@ -124,7 +124,7 @@ async def test_refresh_callable_and_rotation(auth_world: AuthWorld) -> None:
 
     async def refresh(refresh_token: str) -> Tokens:
         calls.append(refresh_token)
-        async with httpx.AsyncClient() as c:
+        async with httpx.AsyncClient(timeout=30) as c:
             got = await c.post(
                 auth_world.token_url,
                 data={"grant_type": "refresh_token", "refresh_token": refresh_token},
@@ -151,7 +151,7 @@ def test_sync_refresh_callable_failure_is_wrapped(auth_world: AuthWorld) -> None
     (user,) = _users(1)
     auth = ContextBearerAuth(refresh=refresh)
     with (
-        httpx.Client(base_url=auth_world.api_url, auth=auth) as api,
+        httpx.Client(base_url=auth_world.api_url, auth=auth, timeout=30) as api,
         pytest.raises(TokenRefreshError, match="auth service down"),
     ):
         request_storage.run(_ctx(user), api.get, "/me")
@@ -181,7 +181,7 @@ def test_through_the_middleware_many_browsers(auth_world: AuthWorld) -> None:
         return user
 
     async def page(request: Request) -> Response:
-        async with httpx.AsyncClient(base_url=auth_world.api_url, auth=auth) as api:
+        async with httpx.AsyncClient(base_url=auth_world.api_url, auth=auth, timeout=30) as api:
             mine = await asyncio.gather(fetch_me(api), fetch_me(api), fetch_me(api))
         return JSONResponse({"me": mine, "refreshes": refresh_count()})
 
@@ -195,7 +195,7 @@ def test_through_the_middleware_many_browsers(auth_world: AuthWorld) -> None:
     with run_uvicorn(app) as base:
 
         async def browse() -> list[httpx.Response]:
-            async with httpx.AsyncClient(base_url=base) as browser:
+            async with httpx.AsyncClient(base_url=base, timeout=30) as browser:
 
                 async def visit(user: str, rt: str) -> httpx.Response:
                     cookies = f"access_token=expired-{user}; refresh_token={rt}"

@@ -176,7 +176,7 @@ def test_forbidden_becomes_403_through_the_middleware() -> None:
     with run_uvicorn(app) as base:
 
         async def go() -> list[httpx.Response]:
-            async with httpx.AsyncClient(base_url=base) as client:
+            async with httpx.AsyncClient(base_url=base, timeout=30) as client:
                 jobs = [
                     client.post(
                         f"/rooms/{rid}",
@@ -218,7 +218,7 @@ def test_forbidden_from_a_pure_asgi_app() -> None:
 
     with (
         run_uvicorn(RequestContextMiddleware(app, on_request=on_request)) as base,
-        httpx.Client(base_url=base) as client,
+        httpx.Client(base_url=base, timeout=30) as client,
     ):
         assert client.get("/", headers={"x-role": "admin"}).text == "secret"
         denied = client.get("/", headers={"x-role": "guest"})

@@ -191,7 +191,7 @@ def test_header_and_summary_through_the_asgi_middleware(capture_logger: ListHand
     with run_uvicorn(app) as base:
 
         async def go() -> list[httpx.Response]:
-            async with httpx.AsyncClient(base_url=base) as client:
+            async with httpx.AsyncClient(base_url=base, timeout=30) as client:
                 return await asyncio.gather(*(client.get("/rooms", params={"n": n}) for n in ns))
 
         answers = asyncio.run(go())

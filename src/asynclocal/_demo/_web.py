@@ -38,7 +38,7 @@ if TYPE_CHECKING:
 __all__ = ["CONCURRENCY", "unavailable"]
 
 #: Requests in flight at once during the burst.
-CONCURRENCY = 48
+CONCURRENCY = 32
 _NEEDS = ("starlette", "uvicorn", "httpx", "pythonjsonlogger", "sqlalchemy")
 _START_TIMEOUT = 30.0
 

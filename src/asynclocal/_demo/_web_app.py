@@ -43,6 +43,9 @@ __all__ = ["DemoUser", "build_app", "create_database"]
 
 log = logging.getLogger("asynclocal.demo.app")
 
+#: Connections from the app to the peer (and calls in flight at once).
+PEER_CONNECTIONS = 8
+
 
 @dataclass(frozen=True)
 class DemoUser:
@@ -161,10 +164,18 @@ def build_app(secret: bytes, peer: httpx.AsyncClient) -> Starlette:
         ctx.access_token = ctx.cookies["access_token"]
         ctx.refresh_token = ctx.cookies.get("refresh_token")
 
+    # At most as many calls in flight as the pool has connections: httpx's pool gets slow
+    # (a socket poll per connection per queued request) when requests queue inside it.
+    gate = asyncio.Semaphore(PEER_CONNECTIONS)
+
+    async def peer_get(path: str) -> httpx.Response:
+        async with gate:
+            return await peer.get(path)
+
     @timed("peer.accounts")
     async def call_peer(subject: str) -> dict[str, Any]:
         # Two concurrent calls: with an expired token both get a 401, one refresh serves both.
-        me, limits = await asyncio.gather(peer.get("/accounts/me"), peer.get("/accounts/me/limits"))
+        me, limits = await asyncio.gather(peer_get("/accounts/me"), peer_get("/accounts/me/limits"))
         me.raise_for_status()
         limits.raise_for_status()
         log.info("peer answered", extra={"subject": subject})
@@ -221,25 +232,27 @@ def build_app(secret: bytes, peer: httpx.AsyncClient) -> Starlette:
     return app
 
 
-def peer_client(peer_url: str) -> httpx.AsyncClient:
-    """The client the app calls the peer with (create it after instrumenting httpx).
+def peer_client(peer_url: str) -> tuple[httpx.AsyncClient, httpx.AsyncClient]:
+    """The clients the app calls the peer with (create them after instrumenting httpx).
 
-    Refreshes go through this same client (``auth=None`` so the token call is not
-    itself authenticated): `ContextBearerAuth(token_url=...)` would open a new
-    `httpx.AsyncClient` per refresh, which costs ~20-170 ms of CPU (an SSL context).
+    The first carries `ContextBearerAuth`; the second, only for token refreshes, is
+    separate and long-lived: `ContextBearerAuth(token_url=...)` would open a new
+    `httpx.AsyncClient` per refresh (an SSL context, 20-170 ms of CPU), and a refresh
+    through the first client's pool could wait forever for a connection, because
+    every call waiting for the refresh still holds the connection of its 401.
     """
-    client = httpx.AsyncClient(
-        base_url=peer_url,
-        limits=httpx.Limits(max_connections=16, max_keepalive_connections=16),
-        timeout=30,
+    limits = httpx.Limits(
+        max_connections=PEER_CONNECTIONS, max_keepalive_connections=PEER_CONNECTIONS
     )
+    tokens = httpx.AsyncClient(base_url=peer_url, limits=limits, timeout=30)
 
     async def refresh(refresh_token: str) -> Tokens:
         form = {"grant_type": "refresh_token", "refresh_token": refresh_token}
-        response = await client.post("/token", data=form, auth=None)
+        response = await tokens.post("/token", data=form)
         if response.status_code != 200:
             raise TokenRefreshError(f"the peer refused the refresh (HTTP {response.status_code})")
         return Tokens(str(response.json()["access_token"]))
 
-    client.auth = ContextBearerAuth(refresh=refresh)
-    return client
+    auth = ContextBearerAuth(refresh=refresh)
+    client = httpx.AsyncClient(base_url=peer_url, auth=auth, limits=limits, timeout=30)
+    return client, tokens

@@ -114,8 +114,13 @@ def main(argv: list[str] | None = None) -> int:
     al_httpx.install(targets=[args.peer_url])
 
     def app_factory() -> tuple[Any, Any]:
-        peer = peer_client(args.peer_url)
-        return build_app(secret, peer), peer.aclose
+        peer, tokens = peer_client(args.peer_url)
+
+        async def close() -> None:
+            await peer.aclose()
+            await tokens.aclose()
+
+        return build_app(secret, peer), close
 
     try:
         asyncio.run(_serve(app_factory, args.port))

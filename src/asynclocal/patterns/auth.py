@@ -87,7 +87,7 @@ def _state_of(ctx: RequestContext) -> _RefreshState:
 
 
 def refresh_count() -> int:
-    """How many refreshes the current request has made (0 outside a request's refresh)."""
+    """How many refresh attempts the current request has made (0 outside a request)."""
     from ..request._context import request_storage
 
     ctx = request_storage.get_store()
@@ -199,16 +199,16 @@ class ContextBearerAuth(httpx.Auth):
             )
         return None
 
-    def _finish(
-        self, ctx: RequestContext, state: _RefreshState, sent: str | None, tokens: Tokens
-    ) -> str:
+    @staticmethod
+    def _finish(ctx: RequestContext, state: _RefreshState, tokens: Tokens) -> str:
         state.refreshes += 1
         ctx.access_token = tokens.access_token
         if tokens.refresh_token:
             ctx.refresh_token = tokens.refresh_token
         return tokens.access_token
 
-    def _fail(self, state: _RefreshState, sent: str | None, error: TokenRefreshError) -> None:
+    @staticmethod
+    def _fail(state: _RefreshState, sent: str | None, error: TokenRefreshError) -> None:
         state.refreshes += 1
         state.failed_token = sent
         state.error = error
@@ -265,7 +265,7 @@ class ContextBearerAuth(httpx.Auth):
                 except TokenRefreshError as exc:
                     self._fail(state, sent, exc)
                     raise
-                token = self._finish(ctx, state, sent, tokens)
+                token = self._finish(ctx, state, tokens)
         self._authorize(request, token)
         yield request
 
@@ -312,7 +312,7 @@ class ContextBearerAuth(httpx.Auth):
                 except TokenRefreshError as exc:
                     self._fail(state, sent, exc)
                     raise
-                token = self._finish(ctx, state, sent, tokens)
+                token = self._finish(ctx, state, tokens)
         self._authorize(request, token)
         yield request
 

@@ -72,6 +72,12 @@ class PropagatedContext:
         """Whether nothing usable came in."""
         return self.request_id is None and self.trace_id is None and not self.baggage
 
+    def to_request_context(self, **fields: Any) -> RequestContext:
+        """`continue_request(self, **fields)`: lets `with_request_context(extract(h), fn)` work."""
+        from ._continue import continue_request
+
+        return continue_request(self, **fields)
+
 
 class _TraceExtras:
     __slots__ = ("continued", "parent_span_id", "trace_flags", "tracestate")

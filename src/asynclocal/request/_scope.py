@@ -255,12 +255,27 @@ class RequestContextFactory:
         """The context for an ASGI scope, a WSGI environ, or a mapping of headers.
 
         Framework request objects holding one of those (Starlette's ``.scope``,
-        Werkzeug's ``.environ``, Django's ``.META``) are accepted too.
+        Werkzeug's ``.environ``, Django's ``.META``) are accepted too, and so
+        are a ready `RequestContext` (used as is) and anything with a
+        ``to_request_context()`` method, such as the `PropagatedContext` that
+        `asynclocal.propagation.extract(carrier)` returns.
 
         Raises:
             TypeError: `request` is none of these.
             InvalidRequestId: the incoming id is invalid and the policy rejects it.
         """
+        if isinstance(request, RequestContext):
+            return request
+        to_context = getattr(request, "to_request_context", None)
+        if callable(to_context):
+            # e.g. asynclocal.propagation.PropagatedContext, from extract(carrier)
+            ctx = to_context()
+            if not isinstance(ctx, RequestContext):
+                raise TypeError(
+                    f"{type(request).__name__}.to_request_context() must return a "
+                    f"RequestContext, got {type(ctx).__name__}"
+                )
+            return ctx
         if not isinstance(request, Mapping):
             for attr in ("scope", "environ", "META"):
                 inner = getattr(request, attr, None)
