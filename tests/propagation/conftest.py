@@ -14,10 +14,11 @@ from ._apps import echo_app
 
 @pytest.fixture(autouse=True)
 def clean_propagation() -> Iterator[None]:
-    """Every test starts and ends with the defaults and no integration installed."""
+    """Every test starts and ends with the defaults: continuation on, no client integration."""
     propagation.reset_config()
+    propagation.install()
     yield
-    propagation.uninstall()
+    propagation.install()
     propagation.set_trace_source(None)
     propagation.reset_config()
     from asynclocal.integrations import aiohttp_client, httpx, requests

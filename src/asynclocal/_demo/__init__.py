@@ -9,8 +9,10 @@ callable that names the missing extra when its dependencies are absent.
 
 from __future__ import annotations
 
-from . import _phases  # noqa: F401  (registers the standard-library phases)
-from . import _web  # noqa: F401  (registers the web phase; skipped without the 'demo' extra)
+from . import (
+    _phases,  # noqa: F401  (registers the standard-library phases)
+    _web,  # noqa: F401  (registers the web phase; skipped without the 'demo' extra)
+)
 from ._base import Phase, PhaseResult, Progress, Tally, phases, register
 from ._cli import main, render, run_demo
 

@@ -25,7 +25,6 @@ import urllib.request
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
-
 from typing import TYPE_CHECKING
 
 from ._base import Phase, Progress, Tally, register
@@ -71,14 +70,23 @@ def _service(role: str, args: list[str], secret: bytes, workdir: Path) -> Iterat
     stderr_path = workdir / f"{role}.stderr"
     with stderr_path.open("w") as stderr:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "asynclocal._demo._web_server", role, "--port", str(port), *args],
+            [
+                sys.executable,
+                "-m",
+                "asynclocal._demo._web_server",
+                role,
+                "--port",
+                str(port),
+                *args,
+            ],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=stderr,
             env=env,
             text=True,
         )
-    assert proc.stdin is not None and proc.stdout is not None
+    assert proc.stdin is not None
+    assert proc.stdout is not None
     try:
         first: list[str] = []
         out = proc.stdout

@@ -52,7 +52,8 @@ def check_responses(outcomes: Iterable[Outcome], tally: Tally, stats: Stats) -> 
         if p.id_mode == "valid":
             tally.check(p.sent_id, echoed, f"{where}: valid incoming id echoed")
         elif p.id_mode == "hostile":
-            tally.check(False, echoed == p.sent_id, f"{where}: hostile id echoed")
+            sent = p.sent_id.decode("latin-1") if isinstance(p.sent_id, bytes) else p.sent_id
+            tally.check(False, echoed == sent, f"{where}: hostile id echoed")
         body = o.body or {}
         tally.check(echoed, body.get("request_id"), f"{where}: request id in the body")
         timing = o.server_timing or ""
@@ -100,7 +101,7 @@ def check_logs(text: str, outcomes: list[Outcome], tally: Tally, stats: Stats) -
             continue
         rid, subject = line.get("request_id"), _subject(line)
         owner = by_subject.get(subject) if subject is not None else None
-        if owner is None:
+        if owner is None or subject is None:
             # Not tied to a known request (e.g. a server warning): it must not claim one.
             tally.check(True, rid is None or rid in echoed, f"log line {number}: stray {rid!r}")
             continue
@@ -118,8 +119,9 @@ def check_logs(text: str, outcomes: list[Outcome], tally: Tally, stats: Stats) -
         tally.check(1, timings[subject], f"{subject}: timing summary lines")
 
 
-def check_peer(records: list[dict[str, Any]], outcomes: list[Outcome], tally: Tally,
-               stats: Stats) -> None:
+def check_peer(
+    records: list[dict[str, Any]], outcomes: list[Outcome], tally: Tally, stats: Stats
+) -> None:
     """The peer saw each request's own id and token, and one refresh per expired token."""
     by_nonce: defaultdict[Any, list[dict[str, Any]]] = defaultdict(list)
     for record in records:

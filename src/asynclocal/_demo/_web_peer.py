@@ -35,9 +35,7 @@ def build_peer(secret: bytes, seed: int) -> Starlette:
     rng = random.Random(seed)
 
     def record(request: Request, call: str, **fields: Any) -> None:
-        records.append(
-            {"call": call, "request_id": request.headers.get("x-request-id"), **fields}
-        )
+        records.append({"call": call, "request_id": request.headers.get("x-request-id"), **fields})
 
     async def token(request: Request) -> JSONResponse:
         # Parsed by hand: Starlette's request.form() needs python-multipart.
