@@ -6,7 +6,8 @@ setup_venv() {
   if [ ! -x .venv/bin/python ]; then
     python3 -m venv .venv
   fi
-  stamp=".venv/.asynclocal-$extra-$(sha1sum pyproject.toml | cut -c1-12)"
+  # setup.py and the C source too: the install compiles asynclocal._speedups in place.
+  stamp=".venv/.asynclocal-$extra-$(cat pyproject.toml setup.py src/asynclocal/_speedups.c | sha1sum | cut -c1-12)"
   if [ ! -f "$stamp" ]; then
     .venv/bin/python -m pip install -q --upgrade pip
     .venv/bin/python -m pip install -q -e ".[$extra]"

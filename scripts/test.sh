@@ -13,3 +13,4 @@ echo "== mypy --strict"
 .venv/bin/mypy --strict src
 echo "== pytest"
 .venv/bin/pytest "$@"
+ASYNCLOCAL_PURE_PYTHON=1 .venv/bin/pytest -q tests/core

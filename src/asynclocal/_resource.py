@@ -6,11 +6,10 @@ import functools
 import weakref
 from collections.abc import Callable
 from contextvars import copy_context
-from types import CoroutineType
 from typing import Any, ParamSpec, TypeVar
 
 from . import _async_ids
-from ._snapshot import run_coroutine_in
+from ._snapshot import make_runner
 
 __all__ = ["AsyncResource"]
 
@@ -47,6 +46,7 @@ class AsyncResource:
         "_copy",
         "_destroyed",
         "_finalizer",
+        "_runner",
         "_trigger_id",
         "_type",
     )
@@ -84,6 +84,8 @@ class AsyncResource:
             _async_ids.frame_var.set, (self._async_id, trigger_async_id, weakref.ref(self))
         )
         self._copy = ctx.copy
+        # runner(fn, *args, **kwargs): fn in a fresh copy of ctx (in C when accelerated).
+        self._runner = make_runner(ctx)
         _async_ids.emit_init(self._async_id, type, trigger_async_id, self)
         self._finalizer: weakref.finalize[Any, Any] | None = (
             None
@@ -115,17 +117,13 @@ class AsyncResource:
                 f"AsyncResource.run_in_async_scope() expected a callable, got {type(fn).__name__}"
             )
         if not _async_ids.listeners:
-            result = self._copy().run(fn, *args, **kwargs)
-        else:
-            _async_ids.emit_before(self._async_id)
-            try:
-                result = self._copy().run(fn, *args, **kwargs)
-            finally:
-                _async_ids.emit_after(self._async_id)
-        if type(result) is CoroutineType:
-            # An `async def`: run its whole body, not just its creation, in the context.
-            return run_coroutine_in(self._copy(), result)  # type: ignore[return-value,arg-type]
-        return result
+            # The runner also gives an `async def` its whole body in the context.
+            return self._runner(fn, *args, **kwargs)  # type: ignore[no-any-return]
+        _async_ids.emit_before(self._async_id)
+        try:
+            return self._runner(fn, *args, **kwargs)  # type: ignore[no-any-return]
+        finally:
+            _async_ids.emit_after(self._async_id)
 
     def bind(self, fn: Callable[P, R]) -> Callable[P, R]:
         """Return a callable that always runs `fn` in this resource's context.

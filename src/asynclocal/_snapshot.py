@@ -9,6 +9,11 @@ A coroutine is created, not run, by calling an `async def`; so when the callee
 returns a coroutine it is driven step by step inside the copy, which is how a
 snapshot or resource gives an `async def` its whole body in the captured context
 (as Node does for an async function called in `snapshot()`/`runInAsyncScope`).
+
+With the C accelerator (`asynclocal._accel`), runners and bound callables are
+`asynclocal._speedups.ContextRunner` objects doing the copy/enter/call/exit in C;
+the coroutine case comes back here (`run_coroutine_in`). Otherwise the Python
+closures below are used.
 """
 
 from __future__ import annotations
@@ -18,6 +23,8 @@ from collections.abc import Awaitable, Callable, Coroutine, Generator
 from contextvars import Context
 from types import CoroutineType
 from typing import Any, ParamSpec, TypeVar
+
+from ._accel import speedups
 
 __all__ = ["bind_to_context", "make_runner", "run_coroutine_in"]
 
@@ -70,7 +77,7 @@ def _wrap(ctx_copy: Callable[[], Context], result: Any) -> Any:
 # (a helper function would cost one more frame than it saves).
 
 
-def make_runner(ctx: Context) -> Callable[..., Any]:
+def _py_make_runner(ctx: Context) -> Callable[..., Any]:
     """`runner(fn, *args, **kwargs)`: call `fn` in a fresh copy of `ctx` each time."""
     copy = ctx.copy
 
@@ -98,7 +105,7 @@ def make_runner(ctx: Context) -> Callable[..., Any]:
     return run_in_snapshot
 
 
-def bind_to_context(ctx: Context, fn: Callable[P, R]) -> Callable[P, R]:
+def _py_bind_to_context(ctx: Context, fn: Callable[P, R]) -> Callable[P, R]:
     """Wrap `fn` so every call runs in a fresh copy of `ctx` (re-entrant, thread-safe).
 
     If `fn` returns a coroutine, the result is a coroutine whose every step runs
@@ -122,3 +129,30 @@ def bind_to_context(ctx: Context, fn: Callable[P, R]) -> Callable[P, R]:
         return result
 
     return bound
+
+
+def make_runner(ctx: Context) -> Callable[..., Any]:
+    """`runner(fn, *args, **kwargs)`: call `fn` in a fresh copy of `ctx` each time.
+
+    If `fn` returns a coroutine, the result is a coroutine whose every step runs
+    in a fresh copy of `ctx`.
+
+    Raises (from the runner):
+        TypeError: `fn` is not callable ("snapshot runner expected a callable").
+    """
+    if speedups is None:
+        return _py_make_runner(ctx)
+    return speedups.ContextRunner(ctx)  # type: ignore[no-any-return]
+
+
+def bind_to_context(ctx: Context, fn: Callable[P, R]) -> Callable[P, R]:
+    """Wrap `fn` so every call runs in a fresh copy of `ctx` (re-entrant, thread-safe).
+
+    If `fn` returns a coroutine, the result is a coroutine whose every step runs
+    in a fresh copy of `ctx`. The wrapper carries `fn`'s metadata (`__wrapped__`,
+    `__name__`, `__doc__`...) like `functools.wraps`.
+    """
+    if speedups is None:
+        return _py_bind_to_context(ctx, fn)
+    bound: Callable[P, R] = speedups.ContextRunner(ctx, fn)
+    return functools.update_wrapper(bound, fn)

@@ -14,20 +14,33 @@ import itertools
 import os
 import threading
 import weakref
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable
 from contextvars import ContextVar, Token, copy_context
-from types import CoroutineType, TracebackType
-from typing import Any, Generic, ParamSpec, TypeVar
+from types import TracebackType
+from typing import TYPE_CHECKING, Any, Generic, NoReturn, ParamSpec, TypeVar
 
-from ._snapshot import bind_to_context, make_runner
+from . import _accel
+from ._fallback import _MISSING as _MISSING
+from ._fallback import await_with_store, raise_not_callable, reset_or_restore
+from ._snapshot import bind_to_context, make_runner, run_coroutine_in
 
-__all__ = ["AsyncLocalStorage", "StorageScope", "bind_to_context"]
+if TYPE_CHECKING or _accel.speedups is None:
+    from ._fallback import StorageBase
+else:
+    StorageBase = _accel.speedups.StorageBase
+    _accel.speedups._set_helpers(raise_not_callable, await_with_store, run_coroutine_in)
+
+__all__ = ["SPEEDUPS", "AsyncLocalStorage", "StorageScope", "bind_to_context"]
+
+_reset_or_restore = reset_or_restore  # for the modules that import it from here
+
+#: True when the C accelerator `asynclocal._speedups` runs the hot paths (see `_accel`).
+SPEEDUPS: bool = _accel.SPEEDUPS
 
 T = TypeVar("T")
 P = ParamSpec("P")
 R = TypeVar("R")
 
-_MISSING: Any = object()
 _name_counter = itertools.count(1)
 
 # Every live storage, for the fork handler and diagnostics.
@@ -39,47 +52,7 @@ _cross_process: weakref.WeakValueDictionary[str, AsyncLocalStorage[Any]] = (
 _registry_lock = threading.Lock()
 
 
-def _not_callable(method: str, fn: object) -> TypeError:
-    return TypeError(
-        f"AsyncLocalStorage.{method}() expected a callable as fn, got "
-        f"{type(fn).__name__} {fn!r:.60}; call it as als.{method}(store, fn, *args, **kwargs)"
-        if method == "run"
-        else f"AsyncLocalStorage.{method}() expected a callable as fn, got "
-        f"{type(fn).__name__} {fn!r:.60}; call it as als.{method}(fn, *args, **kwargs)"
-    )
-
-
-async def _await_with_store(
-    var: ContextVar[Any], store: Any, default: Any, coro: Coroutine[Any, Any, R]
-) -> R:
-    """Await `coro` with `var` set to `store` in the awaiting context."""
-    token = var.set(store)
-    try:
-        return await coro
-    finally:
-        _reset_or_restore(var, token, store, default)
-
-
-def _reset_or_restore(var: ContextVar[Any], token: Token[Any], store: Any, default: Any) -> None:
-    """Undo `token`; if it was made in another context, restore by value instead.
-
-    `ContextVar.reset` raises `ValueError` when the token was created in a
-    different `Context` (an async generator finalised by another task or by the
-    garbage collector: cpython#118944) or was already used. In that case the
-    previous value is put back only where our store is what is visible, so a
-    foreign context is never clobbered.
-    """
-    try:
-        var.reset(token)
-    except ValueError:
-        if var.get(_MISSING) is store:
-            old = token.old_value
-            # ContextVar has no "unset"; setting the default is indistinguishable
-            # for readers of get_store().
-            var.set(default if old is Token.MISSING else old)
-
-
-class AsyncLocalStorage(Generic[T]):
+class AsyncLocalStorage(StorageBase, Generic[T]):
     """A store that follows the logical flow of execution, like Node's `AsyncLocalStorage`.
 
     `run(store, fn)` makes `store` visible to `fn` and to everything it starts
@@ -100,21 +73,27 @@ class AsyncLocalStorage(Generic[T]):
         ValueError: `name` is empty, or a cross-process storage lacks a unique name.
     """
 
+    # `_var`, `_default`, `get_store`, `run` and `exit` come from `StorageBase`: the C
+    # accelerator's (`asynclocal._speedups`) or its pure-Python twin (`asynclocal._fallback`).
     __slots__ = {
         "__weakref__": "for the registries",
         "_cross_process": "whether the store travels into other processes",
-        "_default": "what get_store() returns where no store is set",
         "_name": "the label",
-        "_var": "the ContextVar backing the storage; replaced by disable()",
-        "get_store": (
-            "Return the store visible in the current context, or `default` when none is.\n\n"
-            "This is the bound C method `ContextVar.get` of the storage's variable, kept\n"
-            "in a slot, so a read costs one attribute load more than a raw\n"
-            "`ContextVar.get()` and nothing else."
-        ),
     }
 
-    get_store: Callable[[], T | None]
+    if TYPE_CHECKING:
+        # The typed signatures; the implementations are StorageBase's.
+        _default: T | None
+        _var: ContextVar[T | None]
+
+        def get_store(self) -> T | None:
+            """Return the store visible in the current context, or `default` when none is."""
+
+        def run(self, store: T, fn: Callable[P, R], /, *args: P.args, **kwargs: P.kwargs) -> R:
+            """Call `fn(*args, **kwargs)` with `store` visible, then restore the previous one."""
+
+        def exit(self, fn: Callable[P, R], /, *args: P.args, **kwargs: P.kwargs) -> R:
+            """Call `fn(*args, **kwargs)` seeing `default`, then restore the previous store."""
 
     def __init__(
         self, name: str | None = None, default: T | None = None, *, cross_process: bool = False
@@ -142,7 +121,7 @@ class AsyncLocalStorage(Generic[T]):
         self._name = name
         self._default = default
         self._cross_process = cross_process
-        self._var: ContextVar[T | None] = self._new_var()
+        self._new_var()
         with _registry_lock:
             if cross_process:
                 existing = _cross_process.get(name)
@@ -155,11 +134,13 @@ class AsyncLocalStorage(Generic[T]):
                 _cross_process[name] = self
             _all_storages.add(self)
 
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        _specialise_methods(cls)
+
     def _new_var(self) -> ContextVar[T | None]:
         var: ContextVar[T | None] = ContextVar(f"asynclocal:{self._name}", default=self._default)
-        # Through the slot itself, so a subclass that overrides get_store keeps its method.
-        _get_store_slot.__set__(self, var.get)
-        self._var = var
+        self._set_var(var)
         return var
 
     # -- attributes -------------------------------------------------------
@@ -179,6 +160,20 @@ class AsyncLocalStorage(Generic[T]):
         """Whether the store travels into process pools and task queues."""
         return self._cross_process
 
+    def __copy__(self) -> AsyncLocalStorage[T]:
+        # A storage is an identity, like a function or a class: copies are itself.
+        return self
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> AsyncLocalStorage[T]:
+        return self
+
+    def __reduce_ex__(self, protocol: Any) -> NoReturn:
+        raise TypeError(
+            f"{self!r} cannot be pickled: a storage is tied to this process. Pickle the "
+            "store instead, or create the storage with cross_process=True and a unique name "
+            "so asynclocal.processes carries its store to workers by that name"
+        )
+
     def __repr__(self) -> str:
         flag = ", cross_process=True" if self._cross_process else ""
         return f"AsyncLocalStorage(name={self._name!r}{flag})"
@@ -195,55 +190,6 @@ class AsyncLocalStorage(Generic[T]):
         return self._var.get(_MISSING) is not _MISSING
 
     # -- writing -----------------------------------------------------------
-
-    def run(self, store: T, fn: Callable[P, R], /, *args: P.args, **kwargs: P.kwargs) -> R:
-        """Call `fn(*args, **kwargs)` with `store` visible, then restore the previous store.
-
-        The previous store of this instance is restored when `fn` returns or
-        raises (the exception propagates unchanged); other instances are left as
-        `fn` left them, as in Node 24. If `fn` returns a coroutine, the result
-        is a coroutine that runs it with `store` visible, whether it is awaited
-        or passed to `asyncio.create_task`.
-
-        Raises:
-            TypeError: `fn` is not callable.
-        """
-        var = self._var
-        token = var.set(store)
-        try:
-            # Splitting off the keyword-free call saves building a kwargs mapping.
-            result = fn(*args, **kwargs) if kwargs else fn(*args)  # type: ignore[call-arg]
-        except TypeError:
-            if not callable(fn):
-                raise _not_callable("run", fn) from None
-            raise
-        finally:
-            var.reset(token)
-        if type(result) is CoroutineType:
-            return _await_with_store(var, store, self._default, result)  # type: ignore[return-value,arg-type]
-        return result
-
-    def exit(self, fn: Callable[P, R], /, *args: P.args, **kwargs: P.kwargs) -> R:
-        """Call `fn(*args, **kwargs)` seeing `default`, then restore the previous store.
-
-        A coroutine result is handled as in `run`.
-
-        Raises:
-            TypeError: `fn` is not callable.
-        """
-        var = self._var
-        token = var.set(self._default)
-        try:
-            result = fn(*args, **kwargs) if kwargs else fn(*args)  # type: ignore[call-arg]
-        except TypeError:
-            if not callable(fn):
-                raise _not_callable("exit", fn) from None
-            raise
-        finally:
-            var.reset(token)
-        if type(result) is CoroutineType:
-            return _await_with_store(var, self._default, self._default, result)  # type: ignore[return-value,arg-type]
-        return result
 
     def enter_with(self, store: T) -> None:
         """Make `store` visible for the rest of the current context.
@@ -300,7 +246,21 @@ class AsyncLocalStorage(Generic[T]):
         return bind_to_context(copy_context(), fn)
 
 
-_get_store_slot: Any = AsyncLocalStorage.__dict__["get_store"]
+def _specialise_methods(cls: type[AsyncLocalStorage[Any]]) -> None:
+    """Give `cls` its own C descriptors for the methods it inherits from `StorageBase`.
+
+    CPython's specialised method call checks that the instance's type is exactly the
+    descriptor's class; with descriptors made for `cls`, `als.get_store()` takes the
+    same path as a raw `var.get()`. Methods a class overrides are left alone.
+    """
+    if _accel.speedups is None:
+        return
+    for name, descr in _accel.speedups._method_descriptors(cls).items():
+        if name not in cls.__dict__ and type(getattr(cls, name)) is type(descr):
+            setattr(cls, name, descr)
+
+
+_specialise_methods(AsyncLocalStorage)
 
 
 class StorageScope(Generic[T]):

@@ -138,9 +138,14 @@ async def test_pbkdf2_jobs_in_parallel_each_callback_sees_its_own_store() -> Non
     loop = asyncio.get_running_loop()
     seen: dict[str, Any] = {}
 
+    # All four jobs must be running at once before any of them finishes, so the pool
+    # runs them on four threads however fast each one is.
+    all_running = threading.Barrier(4, timeout=30)
+
     with threads.ThreadPoolExecutor(max_workers=4) as pool:
 
         def derive(password: bytes) -> tuple[bytes, str | None, int]:
+            all_running.wait()
             key = hashlib.pbkdf2_hmac("sha512", password, b"salt", 20_000)
             return key, als.get_store(), threading.get_ident()
 

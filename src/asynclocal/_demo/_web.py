@@ -15,7 +15,6 @@ import importlib.util
 import json
 import os
 import secrets
-import socket
 import statistics
 import subprocess
 import sys
@@ -38,7 +37,8 @@ __all__ = ["CONCURRENCY", "unavailable"]
 
 #: Requests in flight at once during the burst.
 CONCURRENCY = 32
-_NEEDS = ("starlette", "uvicorn", "httpx", "pythonjsonlogger", "sqlalchemy")
+# greenlet: asynclocal.patterns.transactions imports sqlalchemy.ext.asyncio, which needs it.
+_NEEDS = ("starlette", "uvicorn", "httpx", "pythonjsonlogger", "sqlalchemy", "greenlet")
 _START_TIMEOUT = 30.0
 
 
@@ -53,17 +53,9 @@ def unavailable() -> str | None:
     return None
 
 
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
 @contextmanager
 def _service(role: str, args: list[str], secret: bytes, workdir: Path) -> Iterator[str]:
     """Start `_web_server role`; yield its base URL once it is READY; stop it on exit."""
-    port = _free_port()
     package_root = str(Path(__file__).resolve().parents[2])
     env = {**os.environ, SECRET_ENV: secret.decode()}
     env["PYTHONPATH"] = os.pathsep.join(p for p in (package_root, env.get("PYTHONPATH")) if p)
@@ -75,8 +67,6 @@ def _service(role: str, args: list[str], secret: bytes, workdir: Path) -> Iterat
                 "-m",
                 "asynclocal._demo._web_server",
                 role,
-                "--port",
-                str(port),
                 *args,
             ],
             stdin=subprocess.PIPE,
@@ -93,10 +83,11 @@ def _service(role: str, args: list[str], secret: bytes, workdir: Path) -> Iterat
         reader = threading.Thread(target=lambda: first.append(out.readline()), daemon=True)
         reader.start()
         reader.join(_START_TIMEOUT)
-        if not first or first[0].strip() != "READY":
+        ready, _, port = (first[0] if first else "").partition(" ")
+        if ready != "READY" or not port.strip().isdigit():
             tail = stderr_path.read_text(errors="replace")[-2000:]
             raise RuntimeError(f"the demo's {role} service did not start:\n{tail}")
-        yield f"http://127.0.0.1:{port}"
+        yield f"http://127.0.0.1:{port.strip()}"
     finally:
         proc.stdin.close()  # the server stops when its stdin closes
         try:
@@ -105,6 +96,10 @@ def _service(role: str, args: list[str], secret: bytes, workdir: Path) -> Iterat
             proc.kill()
             proc.wait(5)
         proc.stdout.close()
+
+
+def _in_flight(requests: int) -> int:
+    return max(1, min(CONCURRENCY, requests))
 
 
 def _percentile(values: list[float], q: float) -> float:
@@ -128,13 +123,18 @@ def _burst(
         app_args = ["--peer-url", peer_url, "--log", str(log_path)]
         app_args += ["--db", str(workdir / "app.db"), "--rows", str(requests)]
         app_url = stack.enter_context(_service("app", app_args, secret, workdir))
-        outcomes, seconds = fire(app_url, planned, secret, CONCURRENCY, progress)
+        outcomes, seconds = fire(app_url, planned, secret, _in_flight(requests), progress)
         with urllib.request.urlopen(f"{peer_url}/_records", timeout=30) as response:
             records = json.loads(response.read())
         stack.close()  # stop both services: the app's log is complete once it exited
         check_responses(outcomes, tally, stats)
         check_logs(log_path.read_text(encoding="utf-8"), outcomes, tally, stats)
         check_peer(records, outcomes, tally, stats)
+        if tally.mixups:
+            for role in ("app", "peer"):
+                tail = (workdir / f"{role}.stderr").read_text(errors="replace")[-3000:]
+                if tail.strip():
+                    print(f"--- the {role} service's stderr ---\n{tail}", file=sys.stderr)
     return outcomes, seconds
 
 
@@ -155,7 +155,7 @@ def _run_web(requests: int, seed: int, progress: Progress) -> tuple[Tally, str]:
         f"{stats.forbidden} x 403, {stats.refreshes} token refreshes, "
         f"{stats.log_lines} log lines, {stats.peer_calls} peer calls; "
         f"p50 {_percentile(latencies, 50):.0f}ms p95 {_percentile(latencies, 95):.0f}ms, "
-        f"{rate:.0f} req/s ({CONCURRENCY} in flight)"
+        f"{rate:.0f} req/s ({_in_flight(requests)} in flight)"
     )
     return tally, note
 

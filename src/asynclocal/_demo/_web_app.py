@@ -44,7 +44,7 @@ __all__ = ["DemoUser", "build_app", "create_database"]
 log = logging.getLogger("asynclocal.demo.app")
 
 #: Connections from the app to the peer (and calls in flight at once).
-PEER_CONNECTIONS = 8
+PEER_CONNECTIONS = 16
 
 
 @dataclass(frozen=True)

@@ -99,6 +99,8 @@ def check_logs(text: str, outcomes: list[Outcome], tally: Tally, stats: Stats) -
         except ValueError:
             tally.check("a JSON object", raw[:80], f"log line {number}")
             continue
+        if line.get("levelname") in ("ERROR", "CRITICAL"):
+            tally.check("no errors", str(line.get("message"))[:200], f"log line {number}")
         rid, subject = line.get("request_id"), _subject(line)
         owner = by_subject.get(subject) if subject is not None else None
         if owner is None or subject is None:

@@ -1,7 +1,8 @@
 """Run one of the web demo's services under uvicorn, in its own process.
 
-``python -m asynclocal._demo._web_server {app,peer} --port N ...`` serves on
-127.0.0.1:N, prints ``READY`` on stdout once it accepts connections, and
+``python -m asynclocal._demo._web_server {app,peer} ...`` serves on a free
+127.0.0.1 port (bound here, so no other process can take it between choosing
+and binding), prints ``READY <port>`` on stdout once it accepts connections, and
 stops cleanly when its stdin closes (so it never outlives the demo) or on
 SIGTERM. The token secret comes from the environment (`SECRET_ENV`).
 """
@@ -12,6 +13,7 @@ import argparse
 import asyncio
 import logging
 import os
+import socket
 import sys
 import threading
 from concurrent.futures import ThreadPoolExecutor
@@ -38,7 +40,7 @@ def _setup_logging(path: str) -> None:
     al_logging.install()
 
 
-async def _serve(app_factory: Any, port: int) -> None:
+async def _serve(app_factory: Any) -> None:
     loop = asyncio.get_running_loop()
     # Enough worker threads for the service layer, and none taken by the stdin watcher.
     loop.set_default_executor(ThreadPoolExecutor(max_workers=8, thread_name_prefix="service"))
@@ -50,6 +52,9 @@ async def _serve(app_factory: Any, port: int) -> None:
 
     threading.Thread(target=watch_stdin, name="stdin-watcher", daemon=True).start()
     app, cleanup = app_factory()
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.bind(("127.0.0.1", 0))
+    port: int = sock.getsockname()[1]
     config = uvicorn.Config(
         app,
         host="127.0.0.1",
@@ -61,13 +66,13 @@ async def _serve(app_factory: Any, port: int) -> None:
         backlog=2048,
     )
     server = uvicorn.Server(config)
-    task = asyncio.create_task(server.serve())
+    task = asyncio.create_task(server.serve(sockets=[sock]))
     while not server.started:
         if task.done():
             await task
             raise SystemExit(f"uvicorn did not start on 127.0.0.1:{port}")
         await asyncio.sleep(0.01)
-    print("READY", flush=True)
+    print(f"READY {port}", flush=True)
     stopper = asyncio.create_task(stop.wait())
     await asyncio.wait({task, stopper}, return_when=asyncio.FIRST_COMPLETED)
     server.should_exit = True
@@ -79,7 +84,6 @@ async def _serve(app_factory: Any, port: int) -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m asynclocal._demo._web_server")
     parser.add_argument("role", choices=["app", "peer"])
-    parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--seed", type=int, default=2)
     parser.add_argument("--peer-url", default="")
     parser.add_argument("--log", default="")
@@ -99,7 +103,7 @@ def main(argv: list[str] | None = None) -> int:
 
             return build_peer(secret, args.seed), nothing
 
-        asyncio.run(_serve(peer_factory, args.port))
+        asyncio.run(_serve(peer_factory))
         return 0
 
     from ..integrations import httpx as al_httpx
@@ -123,7 +127,7 @@ def main(argv: list[str] | None = None) -> int:
         return build_app(secret, peer), close
 
     try:
-        asyncio.run(_serve(app_factory, args.port))
+        asyncio.run(_serve(app_factory))
     finally:
         engine.dispose()
         logging.shutdown()
