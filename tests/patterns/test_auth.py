@@ -210,3 +210,8 @@ def test_through_the_middleware_many_browsers(auth_world: AuthWorld) -> None:
         assert answer.json() == {"me": [user] * 3, "refreshes": 1}
     assert answers[-1].status_code == 401
     assert {u: auth_world.refresh_calls[f"rt-{u}"] for u in users} == {u: 1 for u in users}
+
+
+def test_token_client_must_be_an_httpx_client() -> None:
+    with pytest.raises(TypeError, match=r"token_client must be an httpx\.Client"):
+        ContextBearerAuth(token_url="http://127.0.0.1:1/token", token_client=object())  # type: ignore[arg-type]

@@ -33,6 +33,7 @@ except ImportError as exc:  # pragma: no cover - depends on the environment
 import asyncio
 import inspect
 import threading
+import weakref
 from collections.abc import AsyncGenerator, Awaitable, Callable, Generator, Mapping
 from dataclasses import dataclass
 
@@ -109,6 +110,9 @@ class ContextBearerAuth(httpx.Auth):
         token_params: extra form fields for the token endpoint (``client_id``...).
         scheme: the authorization scheme, ``Bearer`` by default.
         timeout: seconds for the token endpoint call.
+        token_client: an `httpx.Client` (sync flow) or `httpx.AsyncClient` (async
+            flow) to call `token_url` with; by default one sync client, and one
+            async client per event loop, are opened on first use and reused.
 
     Raises:
         TypeError: neither or both of `token_url` and `refresh` are given, or one
@@ -125,6 +129,7 @@ class ContextBearerAuth(httpx.Auth):
         token_params: Mapping[str, str] | None = None,
         scheme: str = "Bearer",
         timeout: float = 10.0,
+        token_client: httpx.Client | httpx.AsyncClient | None = None,
     ) -> None:
         if (token_url is None) == (refresh is None):
             raise TypeError(
@@ -144,7 +149,23 @@ class ContextBearerAuth(httpx.Auth):
         self._params = dict(token_params or {})
         self._scheme = scheme
         self._timeout = timeout
-        self._client: httpx.Client | None = None
+        if token_client is not None and not isinstance(
+            token_client, (httpx.Client, httpx.AsyncClient)
+        ):
+            raise TypeError(
+                "token_client must be an httpx.Client or httpx.AsyncClient, "
+                f"got {type(token_client).__name__}"
+            )
+        self._client: httpx.Client | None = (
+            token_client if isinstance(token_client, httpx.Client) else None
+        )
+        self._given_async_client = (
+            token_client if isinstance(token_client, httpx.AsyncClient) else None
+        )
+        # An AsyncClient belongs to one event loop: one per loop, dropped with it.
+        self._async_clients: weakref.WeakKeyDictionary[
+            asyncio.AbstractEventLoop, httpx.AsyncClient
+        ] = weakref.WeakKeyDictionary()
         self._client_lock = threading.Lock()
 
     # -- shared -------------------------------------------------------------
@@ -255,6 +276,9 @@ class ContextBearerAuth(httpx.Auth):
         response = yield request
         if response.status_code != 401:
             return
+        # Reading the (small) 401 body gives its connection back to the pool
+        # before this call waits for a refresh.
+        response.read()
         state = _state_of(ctx)
         with state.thread_lock:
             token = self._begin(ctx, state, sent)
@@ -284,14 +308,28 @@ class ContextBearerAuth(httpx.Auth):
             return self._coerce(result)
         assert self._token_url is not None
         try:
-            # A client per refresh: refreshes are rare, and an AsyncClient is tied to one loop.
-            async with httpx.AsyncClient(timeout=self._timeout) as client:
-                response = await client.post(self._token_url, data=self._form(refresh_token))
+            client = self._async_token_client()
+            response = await client.post(self._token_url, data=self._form(refresh_token))
         except httpx.HTTPError as exc:
             raise TokenRefreshError(
                 f"token endpoint {self._token_url} unreachable: {exc!r}"
             ) from exc
         return self._parse(response)
+
+    def _async_token_client(self) -> httpx.AsyncClient:
+        if self._given_async_client is not None:
+            return self._given_async_client
+        loop = asyncio.get_running_loop()
+        client = self._async_clients.get(loop)
+        if client is None:
+            client = self._async_clients[loop] = httpx.AsyncClient(timeout=self._timeout)
+        return client
+
+    async def aclose(self) -> None:
+        """Close the async token-endpoint client this auth opened on the running loop."""
+        client = self._async_clients.pop(asyncio.get_running_loop(), None)
+        if client is not None:
+            await client.aclose()
 
     async def async_auth_flow(
         self, request: httpx.Request
@@ -302,6 +340,7 @@ class ContextBearerAuth(httpx.Auth):
         response = yield request
         if response.status_code != 401:
             return
+        await response.aread()
         state = _state_of(ctx)
         async with state.async_lock:
             token = self._begin(ctx, state, sent)
