@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from http.cookies import CookieError, SimpleCookie
@@ -22,6 +23,7 @@ __all__ = [
 ]
 
 _MISSING: Any = object()
+_CONTROL_CHARS = re.compile(r"[\x00-\x1f\x7f]")
 
 
 class NoRequestContext(LookupError):
@@ -261,7 +263,7 @@ class RequestContext:
 def _check_header(what: str, text: str) -> None:
     if not isinstance(text, str):
         raise TypeError(f"response header {what} must be a str, got {type(text).__name__}")
-    if (what == "name" and not text) or any(ord(c) < 32 or ord(c) == 127 for c in text):
+    if (what == "name" and not text) or _CONTROL_CHARS.search(text) is not None:
         raise ValueError(
             f"response header {what} must be non-empty text without CR, LF or control characters"
         )
