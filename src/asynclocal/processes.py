@@ -24,11 +24,11 @@ import multiprocessing
 import multiprocessing.pool
 import multiprocessing.process
 import pickle
-import threading
 from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import Future
 from typing import Any, Generic, ParamSpec, TypeVar
 
+from ._patching import Patches
 from ._storage import _MISSING, cross_process_storages, find_cross_process_storage
 
 __all__ = [
@@ -225,22 +225,16 @@ class Process(multiprocessing.Process):
         _process_start(self)
 
 
-_lock = threading.Lock()
-_installed = False
-
-_PATCHED: tuple[tuple[type, str], ...] = (
-    (_StdProcessPool, "submit"),
-    (_StdPool, "apply_async"),
-    (_StdPool, "_map_async"),
-    (_StdPool, "imap"),
-    (_StdPool, "imap_unordered"),
-    (multiprocessing.process.BaseProcess, "start"),
+_patches = Patches(
+    [
+        (_StdProcessPool, "submit", _pp_submit),
+        (_StdPool, "apply_async", _pool_apply_async),
+        (_StdPool, "_map_async", _pool_map_async),
+        (_StdPool, "imap", _pool_imap),
+        (_StdPool, "imap_unordered", _pool_imap_unordered),
+        (multiprocessing.process.BaseProcess, "start", _process_start),
+    ]
 )
-
-
-def _patch(*values: object) -> None:
-    for (cls, attr), value in zip(_PATCHED, values, strict=True):
-        setattr(cls, attr, value)
 
 
 def install() -> None:
@@ -251,38 +245,14 @@ def install() -> None:
     `apply_async`/`apply`/`map`/`starmap`/`imap`/`imap_unordered` and their async
     forms, and `multiprocessing.Process.start`.
     """
-    global _installed
-    with _lock:
-        if _installed:
-            return
-        _patch(
-            _pp_submit,
-            _pool_apply_async,
-            _pool_map_async,
-            _pool_imap,
-            _pool_imap_unordered,
-            _process_start,
-        )
-        _installed = True
+    _patches.install()
 
 
 def uninstall() -> None:
     """Undo `install()`. Idempotent."""
-    global _installed
-    with _lock:
-        if not _installed:
-            return
-        _patch(
-            _orig_pp_submit,
-            _orig_apply_async,
-            _orig_map_async,
-            _orig_imap,
-            _orig_imap_unordered,
-            _orig_process_start,
-        )
-        _installed = False
+    _patches.uninstall()
 
 
 def installed() -> bool:
     """Whether `install()` is in effect."""
-    return _installed
+    return _patches.installed

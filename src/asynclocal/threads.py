@@ -29,6 +29,8 @@ from collections.abc import Callable
 from concurrent.futures import Future
 from typing import ParamSpec, TypeVar
 
+from ._patching import Patches
+
 __all__ = ["Thread", "ThreadPoolExecutor", "install", "installed", "uninstall"]
 
 P = ParamSpec("P")
@@ -108,13 +110,14 @@ class ThreadPoolExecutor(_StdExecutor):
         _adjust_thread_count_empty(self)
 
 
-_lock = threading.Lock()
-_installed = False
-
-
-def _patch(*patches: tuple[type, str, object]) -> None:
-    for cls, attr, value in patches:
-        setattr(cls, attr, value)
+_patches = Patches(
+    [
+        (_StdThread, "start", _start_with_context),
+        (_StdThread, "_bootstrap_inner", _bootstrap_inner_in_context),
+        (_StdExecutor, "submit", _submit_in_context),
+        (_StdExecutor, "_adjust_thread_count", _adjust_thread_count_empty),
+    ]
+)
 
 
 def install() -> None:
@@ -125,35 +128,14 @@ def install() -> None:
     `loop.run_in_executor` (with a thread pool) and `asyncio.to_thread` run
     each job in a copy of the submitter's context.
     """
-    global _installed
-    with _lock:
-        if _installed:
-            return
-        _patch(
-            (_StdThread, "start", _start_with_context),
-            (_StdThread, "_bootstrap_inner", _bootstrap_inner_in_context),
-            (_StdExecutor, "submit", _submit_in_context),
-            (_StdExecutor, "_adjust_thread_count", _adjust_thread_count_empty),
-        )
-        _installed = True
+    _patches.install()
 
 
 def uninstall() -> None:
     """Undo `install()`. Idempotent. Threads and pools already running are unaffected."""
-    global _installed
-    with _lock:
-        if not _installed:
-            return
-        _patch(
-            (_StdThread, "start", _orig_thread_start),
-            (_StdThread, "_bootstrap_inner", _orig_thread_bootstrap_inner),
-            (_StdExecutor, "submit", _orig_submit),
-            (_StdExecutor, "_adjust_thread_count", _orig_adjust_thread_count),
-        )
-        _installed = False
+    _patches.uninstall()
 
 
 def installed() -> bool:
     """Whether `install()` is in effect."""
-    return _installed
-
+    return _patches.installed

@@ -281,3 +281,67 @@ def test_a_non_redacting_filter_upstream_does_not_disable_redaction(
     )
 
     assert handler.lines == ["r-secret password=[REDACTED]\\nnext Bearer [REDACTED]"]
+
+
+def test_filtered_json_escapes_once_and_text_stays_one_line(
+    make_logger: Callable[..., logging.Logger],
+) -> None:
+    as_json = ListHandler(JsonFormatter(fields=("tenant",)))
+    as_json.addFilter(ContextFilter(fields=("tenant",)))
+    text = ListHandler(logging.Formatter("%(tenant)s %(message)s %(note)s"))
+    text.addFilter(ContextFilter(fields=("tenant",)))
+    log = make_logger(as_json, text)
+
+    request_storage.run(
+        _context(), log.info, "first\nsecond %s", "a\tb", extra={"note": "x\r\ny\x1b[2J"}
+    )
+
+    record = json.loads(as_json.lines[0])
+    assert record["message"] == "first\nsecond a\tb"
+    assert record["note"] == "x\r\ny\x1b[2J"
+    assert record["tenant"] == HOSTILE
+    assert "\n" not in as_json.lines[0]
+    assert "\x1b" not in as_json.lines[0]
+    assert text.lines == [
+        "acme\\r\\n2026-01-01 INFO [req-admin] forged\\x1b[31m "
+        "first\\nsecond a\\tb x\\r\\ny\\x1b[2J"
+    ]
+
+
+def test_filtered_json_masks_the_unescaped_text_too(
+    make_logger: Callable[..., logging.Logger],
+) -> None:
+    # The JSON output uses the text from before escaping: every filter's masking
+    # must reach it, including a later filter with another redactor.
+    handler = ListHandler(JsonFormatter(redact=False))
+    handler.addFilter(ContextFilter())
+    handler.addFilter(ContextFilter(redact=Redactor(extra_keys=("remember_me",))))
+    log = make_logger(handler)
+
+    log.info(
+        "password=%s\nremember_me=%s",
+        PASSWORD,
+        REMEMBER,
+        extra={"note": f"a\nremember_me={REMEMBER}"},
+    )
+
+    record = json.loads(handler.lines[0])
+    assert record["message"] == "password=[REDACTED]\nremember_me=[REDACTED]"
+    assert record["note"] == "a\nremember_me=[REDACTED]"
+    _assert_clean(handler.lines[0])
+
+
+def test_filtered_json_keeps_escapes_json_would_write_raw(
+    make_logger: Callable[..., logging.Logger],
+) -> None:
+    # Without ensure_ascii, JSON writes U+2028 and DEL raw: the escaped text stays.
+    handler = ListHandler(JsonFormatter(json_ensure_ascii=False))
+    handler.addFilter(ContextFilter())
+    log = make_logger(handler)
+
+    log.info("a\u2028b")
+    log.info("c\nd")
+
+    assert json.loads(handler.lines[0])["message"] == "a\\u2028b"
+    assert json.loads(handler.lines[1])["message"] == "c\nd"
+    assert all(len(line.splitlines()) == 1 for line in handler.lines)

@@ -32,6 +32,7 @@ from contextvars import Context, ContextVar
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from .._patching import Patch, Patches
 from .._resource import AsyncResource
 from .._storage import AsyncLocalStorage, live_storages
 
@@ -236,7 +237,7 @@ class _Checked:
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         fn = self.__wrapped__
-        if _enabled:
+        if _installer.installed:
             try:
                 shown = (
                     args[0] if args and isinstance(getattr(fn, "__self__", None), Context) else fn
@@ -253,8 +254,6 @@ class _Checked:
 
 # -- instrumentation -----------------------------------------------------------
 
-_enabled = False
-_lock = threading.Lock()
 # Python 3.13 renamed the low-level start function that Thread.start calls.
 _START_NAME = "_start_joinable_thread"
 if not hasattr(threading, _START_NAME):
@@ -296,6 +295,19 @@ def _add_done_callback(self: concurrent.futures.Future[Any], fn: Callable[..., A
         _orig_add_done_callback(self, _Checked(fn, "done callback"))
 
 
+def _patches() -> list[Patch]:
+    patches: list[Patch] = [(threading, _START_NAME, _start_thread)]
+    if _WORK_ITEM_OK:
+        patches.append((cf_thread._WorkItem, "__init__", _work_item_init))
+    else:  # pragma: no cover - Python versions with another _WorkItem layout
+        logger.warning("asynclocal.debug: thread-pool jobs cannot be watched on this Python")
+    patches.append((concurrent.futures.Future, "add_done_callback", _add_done_callback))
+    return patches
+
+
+_installer = Patches(_patches)
+
+
 def enable() -> None:
     """Turn the detector on (idempotent). Reports go to `reports()` and the ``asynclocal.debug``
     logger at WARNING, each with the stack where the work was scheduled.
@@ -304,34 +316,17 @@ def enable() -> None:
     thread start, pool job and future callback pays a capture of the stores and
     of the scheduling stack (a few microseconds).
     """
-    global _enabled
-    with _lock:
-        if _enabled:
-            return
-        setattr(threading, _START_NAME, _start_thread)
-        if _WORK_ITEM_OK:
-            cf_thread._WorkItem.__init__ = _work_item_init  # type: ignore[method-assign]
-        else:  # pragma: no cover - Python versions with another _WorkItem layout
-            logger.warning("asynclocal.debug: thread-pool jobs cannot be watched on this Python")
-        concurrent.futures.Future.add_done_callback = _add_done_callback  # type: ignore[method-assign]
-        _enabled = True
+    _installer.install()
 
 
 def disable() -> None:
     """Turn the detector off and remove every patch (idempotent). Reports are kept."""
-    global _enabled
-    with _lock:
-        if not _enabled:
-            return
-        setattr(threading, _START_NAME, _orig_start)
-        cf_thread._WorkItem.__init__ = _orig_work_item_init  # type: ignore[method-assign]
-        concurrent.futures.Future.add_done_callback = _orig_add_done_callback  # type: ignore[method-assign]
-        _enabled = False
+    _installer.uninstall()
 
 
 def enabled() -> bool:
     """Whether the detector is on."""
-    return _enabled
+    return _installer.installed
 
 
 def reports() -> list[ContextReport]:

@@ -17,7 +17,6 @@ the ``aiohttp`` extra.
 from __future__ import annotations
 
 import functools
-import threading
 from collections.abc import Awaitable, Callable
 from types import SimpleNamespace
 from typing import Any
@@ -30,6 +29,7 @@ except ImportError as exc:  # pragma: no cover - exercised only without the extr
         "pip install 'asynclocal[aiohttp]'"
     ) from exc
 
+from .._patching import Patches
 from ..propagation._outgoing import TargetsArg, apply_outgoing_headers, resolve_targets
 from ..propagation._targets import PropagationTargets
 
@@ -83,8 +83,7 @@ def trace_config(targets: TargetsArg = None) -> aiohttp.TraceConfig:
     return config
 
 
-_lock = threading.Lock()
-_original: list[Callable[..., None]] = []
+_patches = Patches()
 
 
 def _patched_init(
@@ -116,16 +115,11 @@ def install(*, targets: TargetsArg = None) -> None:
         ValueError / TypeError: a target pattern is malformed.
     """
     resolved = resolve_targets(targets)
-    with _lock:
-        if not _original:
-            _original.append(aiohttp.ClientSession.__init__)
-        aiohttp.ClientSession.__init__ = _patched_init(  # type: ignore[method-assign]
-            _original[0], resolved
-        )
+    with _patches.lock:
+        init = _patches.original(aiohttp.ClientSession, "__init__")
+        _patches.install([(aiohttp.ClientSession, "__init__", _patched_init(init, resolved))])
 
 
 def uninstall() -> None:
     """Undo `install()` for sessions created from now on. Idempotent."""
-    with _lock:
-        if _original:
-            aiohttp.ClientSession.__init__ = _original.pop()  # type: ignore[method-assign]
+    _patches.uninstall()

@@ -26,7 +26,6 @@ starter or by other greenlets.
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable
 from contextvars import copy_context
 from typing import Any
@@ -40,6 +39,7 @@ except ImportError as exc:  # pragma: no cover - exercised without the extra
         "asynclocal.integrations.gevent needs the 'gevent' extra: pip install 'asynclocal[gevent]'"
     ) from exc
 
+from .._patching import Patches
 from .._storage import bind_to_context
 
 __all__ = ["Greenlet", "install", "installed", "spawn", "spawn_later", "spawn_raw", "uninstall"]
@@ -109,7 +109,6 @@ def _bound(fn: Any) -> Any:
 _Mixin = gevent.pool.GroupMappingMixin
 _ThreadPool = gevent.threadpool.ThreadPool
 _MAPPING_METHODS = ("apply_async", "map", "map_async", "imap", "imap_unordered")
-_originals: dict[tuple[Any, str], Any] = {}
 
 
 def _with_bound_func(original: Callable[..., Any]) -> Callable[..., Any]:
@@ -119,10 +118,6 @@ def _with_bound_func(original: Callable[..., Any]) -> Callable[..., Any]:
     method.__name__ = getattr(original, "__name__", "method")
     method.__doc__ = getattr(original, "__doc__", None)
     return method
-
-
-_lock = threading.Lock()
-_installed = False
 
 
 def _patches() -> list[tuple[Any, str, Any]]:
@@ -140,35 +135,23 @@ def _patches() -> list[tuple[Any, str, Any]]:
     return patches
 
 
+# Built at each install(): the wrappers wrap the methods in place at that moment.
+_installer = Patches(_patches)
+
+
 def install() -> None:
     """Make gevent's spawning APIs carry the caller's context (see the module docstring).
 
     Idempotent. Call it after ``gevent.monkey.patch_all()`` when you use that.
     """
-    global _installed
-    with _lock:
-        if _installed:
-            return
-        for owner, name, value in _patches():
-            _originals[(owner, name)] = (
-                owner.__dict__[name] if isinstance(owner, type) else (getattr(owner, name))
-            )
-            setattr(owner, name, value)
-        _installed = True
+    _installer.install()
 
 
 def uninstall() -> None:
     """Undo `install()`. Idempotent. Greenlets already started are unaffected."""
-    global _installed
-    with _lock:
-        if not _installed:
-            return
-        for (owner, name), value in _originals.items():
-            setattr(owner, name, value)
-        _originals.clear()
-        _installed = False
+    _installer.uninstall()
 
 
 def installed() -> bool:
     """Whether `install()` is in effect."""
-    return _installed
+    return _installer.installed

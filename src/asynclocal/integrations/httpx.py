@@ -14,7 +14,6 @@ Targets come from `asynclocal.propagation.configure(targets=[...])` unless a
 from __future__ import annotations
 
 import functools
-import threading
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -25,6 +24,7 @@ except ImportError as exc:  # pragma: no cover - exercised only without the extr
         "asynclocal.integrations.httpx needs the 'httpx' extra: pip install 'asynclocal[httpx]'"
     ) from exc
 
+from .._patching import Patches
 from ..propagation._outgoing import TargetsArg, apply_outgoing_headers, resolve_targets
 from ..propagation._targets import PropagationTargets
 
@@ -93,8 +93,7 @@ def instrument(client: C, *, targets: TargetsArg = None) -> C:
     return client
 
 
-_lock = threading.Lock()
-_originals: dict[type[Any], Callable[..., None]] = {}
+_patches = Patches()
 
 
 def install(*, targets: TargetsArg = None) -> None:
@@ -108,11 +107,13 @@ def install(*, targets: TargetsArg = None) -> None:
         ValueError / TypeError: a target pattern is malformed.
     """
     resolved: PropagationTargets | None = resolve_targets(targets)
-    with _lock:
-        for cls in (httpx.Client, httpx.AsyncClient):
-            original = _originals.get(cls) or cls.__init__
-            _originals[cls] = original
-            cls.__init__ = _patched_init(original, resolved)  # type: ignore[method-assign]
+    with _patches.lock:
+        _patches.install(
+            [
+                (cls, "__init__", _patched_init(_patches.original(cls, "__init__"), resolved))
+                for cls in (httpx.Client, httpx.AsyncClient)
+            ]
+        )
 
 
 def _patched_init(
@@ -128,7 +129,4 @@ def _patched_init(
 
 def uninstall() -> None:
     """Undo `install()` for clients created from now on. Idempotent."""
-    with _lock:
-        for cls, original in _originals.items():
-            cls.__init__ = original  # type: ignore[method-assign,unused-ignore]
-        _originals.clear()
+    _patches.uninstall()

@@ -16,7 +16,6 @@ given. Needs the ``requests`` extra.
 from __future__ import annotations
 
 import functools
-import threading
 from collections.abc import Callable
 from typing import Any
 
@@ -28,6 +27,7 @@ except ImportError as exc:  # pragma: no cover - exercised only without the extr
         "pip install 'asynclocal[requests]'"
     ) from exc
 
+from .._patching import Patches
 from ..propagation._outgoing import TargetsArg, apply_outgoing_headers, resolve_targets
 from ..propagation._targets import PropagationTargets
 
@@ -80,8 +80,7 @@ def instrument(session: requests.Session, *, targets: TargetsArg = None) -> requ
     return session
 
 
-_lock = threading.Lock()
-_original: list[Callable[..., requests.Response]] = []
+_patches = Patches()
 
 
 def install(*, targets: TargetsArg = None) -> None:
@@ -93,16 +92,11 @@ def install(*, targets: TargetsArg = None) -> None:
         ValueError / TypeError: a target pattern is malformed.
     """
     resolved = resolve_targets(targets)
-    with _lock:
-        if not _original:
-            _original.append(requests.Session.send)
-        requests.Session.send = _wrap_send(  # type: ignore[method-assign]
-            _original[0], resolved, unbound=True
-        )
+    with _patches.lock:
+        send = _patches.original(requests.Session, "send")
+        _patches.install([(requests.Session, "send", _wrap_send(send, resolved, unbound=True))])
 
 
 def uninstall() -> None:
     """Undo `install()`. Idempotent."""
-    with _lock:
-        if _original:
-            requests.Session.send = _original.pop()  # type: ignore[method-assign]
+    _patches.uninstall()

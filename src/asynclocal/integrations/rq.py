@@ -43,7 +43,6 @@ from __future__ import annotations
 
 import contextvars
 import logging
-import threading
 from collections.abc import Iterable
 from contextvars import ContextVar
 from typing import Any, ClassVar
@@ -55,6 +54,7 @@ except ImportError as exc:  # pragma: no cover - exercised without the extra
         "asynclocal.integrations.rq needs the 'rq' extra: pip install 'asynclocal[rq]'"
     ) from exc
 
+from .._patching import Patches
 from ._queue import HEADER, ContextNotSerializableError, capture, check_fields, decode, restore
 
 __all__ = [
@@ -70,8 +70,6 @@ logger = logging.getLogger("asynclocal.integrations")
 
 _orig_create: Any = Job.create.__func__  # type: ignore[attr-defined]
 _orig_perform: Any = Job.perform
-_lock = threading.Lock()
-_installed = False
 _fields: tuple[str, ...] = ()
 
 
@@ -129,6 +127,9 @@ class ContextJob(Job):
         return _perform(self)
 
 
+_patches = Patches([(Job, "create", classmethod(_create)), (Job, "perform", _perform)])
+
+
 def install(*, fields: Iterable[str] = ()) -> None:
     """Make every `rq.job.Job` carry the enqueuer's context. Idempotent.
 
@@ -138,29 +139,21 @@ def install(*, fields: Iterable[str] = ()) -> None:
         fields: app fields of the current `RequestContext` (``ctx.get(name)``) to
             carry as JSON values. Secrets never travel unless named here.
     """
-    global _installed, _fields
+    global _fields
     names = check_fields(fields, "install")
-    with _lock:
+    with _patches.lock:
         _fields = names
-        if _installed:
-            return
-        Job.create = classmethod(_create)  # type: ignore[method-assign,assignment]
-        Job.perform = _perform  # type: ignore[method-assign]
-        _installed = True
+        _patches.install()
 
 
 def uninstall() -> None:
     """Undo `install()`. Idempotent. `ContextJob` keeps working."""
-    global _installed, _fields
-    with _lock:
-        if not _installed:
-            return
-        Job.create = classmethod(_orig_create)  # type: ignore[method-assign,assignment]
-        Job.perform = _orig_perform  # type: ignore[method-assign]
-        _fields = ()
-        _installed = False
+    global _fields
+    with _patches.lock:
+        if _patches.uninstall():
+            _fields = ()
 
 
 def installed() -> bool:
     """Whether `install()` is in effect."""
-    return _installed
+    return _patches.installed

@@ -6,18 +6,23 @@ import keyword
 import logging
 import os
 import threading
-from collections.abc import Iterable
+from collections.abc import Iterable, MutableMapping
 from typing import Any
 
+from asynclocal.logging._redact import Redactor, escape_control, resolve_redactor
 from asynclocal.request import request_storage
 
 __all__ = [
     "CAPTURED_ATTR",
     "REDACTED_BY_ATTR",
     "STANDARD_FIELDS",
+    "UNESCAPED_ATTR",
     "capture",
+    "captured_for",
     "check_fields",
+    "check_options",
     "check_placeholder",
+    "clean_values",
     "created_here",
 ]
 
@@ -39,6 +44,11 @@ CAPTURED_ATTR = "_asynclocal_context"
 #: The `LogRecord` attribute naming the `Redactor` a `ContextFilter` already
 #: applied to the record's message and extras (formatters skip that work).
 REDACTED_BY_ATTR = "_asynclocal_redacted_by"
+
+#: The `LogRecord` attribute holding, for each value a `ContextFilter` escaped,
+#: the text before escaping (``"message"`` for the message), masked like the
+#: escaped one: a JSON formatter writes it, since JSON escapes it already.
+UNESCAPED_ATTR = "_asynclocal_unescaped"
 
 _RECORD_ATTRS: frozenset[str] = frozenset(
     logging.LogRecord("", 0, "", 0, "", (), None).__dict__
@@ -84,6 +94,46 @@ def check_placeholder(owner: str, placeholder: object, *, allow_none: bool) -> N
     raise TypeError(f"{owner}(placeholder) must be {kind}, got {placeholder!r:.60}")
 
 
+def check_options(
+    owner: str,
+    fields: Iterable[str],
+    placeholder: object,
+    redact: bool | Redactor,
+    *,
+    allow_none: bool = True,
+    record_attrs: bool = True,
+) -> tuple[tuple[str, ...], Redactor | None]:
+    """Validate the options every logging integration takes; return (fields, redactor).
+
+    Raises:
+        TypeError / ValueError: as `check_fields`, `check_placeholder` and
+            `resolve_redactor`, checked in that order.
+    """
+    names = check_fields(owner, fields, record_attrs=record_attrs)
+    check_placeholder(owner, placeholder, allow_none=allow_none)
+    return names, resolve_redactor(redact)
+
+
+def clean_values(
+    values: MutableMapping[Any, Any],
+    redactor: Redactor | None,
+    escape: bool,
+    *,
+    keep_lines: frozenset[str] = frozenset(),
+) -> None:
+    """Mask (with `redactor`) and, with `escape`, escape every value of `values` in place.
+
+    Values under `keep_lines` keys (tracebacks) are masked but never escaped.
+    A value is replaced only when cleaning changed it.
+    """
+    for key, value in list(values.items()):
+        new = redactor.redact_value(value, key) if redactor is not None else value
+        if escape and isinstance(new, str) and key not in keep_lines:
+            new = escape_control(new)
+        if new is not value:
+            values[key] = new
+
+
 def _loggable(value: Any) -> Any:
     # A snapshot: later changes to a mutable app value must not change this line.
     if value is None or isinstance(value, (str, int, float, bool)):
@@ -120,6 +170,22 @@ def capture(app_fields: tuple[str, ...]) -> dict[str, Any]:
     for name in app_fields:
         values[name] = _loggable(ctx.get(name))
     return values
+
+
+def captured_for(record: logging.LogRecord | None, fields: tuple[str, ...]) -> dict[str, Any]:
+    """The request values for `record`, by name (a missing name means no value).
+
+    The values captured where `record` was logged (`CAPTURED_ATTR`); else read
+    now when there is no record or it was created in this thread and process;
+    else none (another thread's context is never read for it). Never raises.
+    """
+    if record is not None:
+        captured: dict[str, Any] | None = getattr(record, CAPTURED_ATTR, None)
+        if captured is not None:
+            return captured
+        if not created_here(record):
+            return {}
+    return capture(fields)
 
 
 _pid = os.getpid

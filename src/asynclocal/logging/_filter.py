@@ -12,12 +12,12 @@ from asynclocal.logging._fields import (
     CAPTURED_ATTR,
     REDACTED_BY_ATTR,
     STANDARD_FIELDS,
+    UNESCAPED_ATTR,
     capture,
-    check_fields,
-    check_placeholder,
+    check_options,
     created_here,
 )
-from asynclocal.logging._redact import Redactor, escape_control, resolve_redactor
+from asynclocal.logging._redact import Redactor, escape_control
 
 __all__ = ["ContextFilter", "install", "uninstall"]
 
@@ -78,10 +78,10 @@ class ContextFilter(logging.Filter):
         escape: bool = True,
     ) -> None:
         super().__init__(name)
-        self.fields = check_fields("ContextFilter", fields)
-        check_placeholder("ContextFilter", placeholder, allow_none=False)
+        self.fields, self.redactor = check_options(
+            "ContextFilter", fields, placeholder, redact, allow_none=False
+        )
         self.placeholder = placeholder
-        self.redactor = resolve_redactor(redact)
         self.escape = bool(escape)
 
     def filter(self, record: logging.LogRecord) -> bool:
@@ -124,11 +124,27 @@ class ContextFilter(logging.Filter):
                 attrs[name] = placeholder
             else:
                 text = value if type(value) is str else str(value)
-                attrs[name] = escape_control(text) if self.escape else text
+                if self.escape:
+                    escaped = escape_control(text)
+                    if escaped is not text:
+                        attrs.setdefault(UNESCAPED_ATTR, {})[name] = text
+                    text = escaped
+                attrs[name] = text
         return True
 
     @staticmethod
     def _clean(record: logging.LogRecord, redactor: Redactor | None, escape: bool) -> None:
+        attrs = record.__dict__
+        # The text before escaping, kept for JSON output (which escapes it itself).
+        unescaped: dict[str, Any] | None = attrs.get(UNESCAPED_ATTR)
+        if unescaped and redactor is not None:  # escaped by an earlier filter: mask both
+            for key, value in unescaped.items():
+                unescaped[key] = (
+                    redactor.redact_text(value)
+                    if key == "message"
+                    else redactor.redact_value(value, key)
+                )
+        kept = unescaped
         msg = record.msg
         if redactor is not None and isinstance(msg, dict) and not record.args:
             record.msg = redactor.redact_mapping(msg)  # a dict message (JSON loggers)
@@ -140,21 +156,31 @@ class ContextFilter(logging.Filter):
             if rendered is not None:
                 cleaned = redactor.redact_text(rendered) if redactor is not None else rendered
                 if escape:
-                    cleaned = escape_control(cleaned)
+                    escaped = escape_control(cleaned)
+                    if escaped is not cleaned:
+                        kept = {} if kept is None else kept
+                        kept["message"] = cleaned
+                    cleaned = escaped
                 if cleaned != rendered or not isinstance(msg, str):
                     record.msg = cleaned
                     record.args = None
-        attrs = record.__dict__
         # Request fields set by an earlier filter are cleaned again: harmless.
+        # The loop of `clean_values`, inlined: this runs for every record (~0.3 µs).
         for key in attrs.keys() - _RECORD_ATTRS:
             if key[:1] == "_":
                 continue
             value = attrs[key]
             new = redactor.redact_value(value, key) if redactor is not None else value
             if escape and isinstance(new, str):
-                new = escape_control(new)
+                escaped = escape_control(new)
+                if escaped is not new:
+                    kept = {} if kept is None else kept
+                    kept[key] = new
+                new = escaped
             if new is not value:
                 attrs[key] = new
+        if kept and unescaped is None:
+            attrs[UNESCAPED_ATTR] = kept
         if redactor is not None:
             if record.exc_info and not record.exc_text:
                 record.exc_text = redactor.redact_text(

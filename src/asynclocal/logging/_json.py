@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Iterable, Sequence
 from typing import Any
 
@@ -16,21 +17,23 @@ except ImportError as exc:  # pragma: no cover - exercised in a subprocess test
 
 from asynclocal.logging._fields import (
     _RECORD_ATTRS,
-    CAPTURED_ATTR,
     REDACTED_BY_ATTR,
     STANDARD_FIELDS,
-    capture,
-    check_fields,
-    check_placeholder,
-    created_here,
+    UNESCAPED_ATTR,
+    captured_for,
+    check_options,
 )
-from asynclocal.logging._redact import Redactor, resolve_redactor
+from asynclocal.logging._redact import Redactor
 
 __all__ = ["DEFAULT_JSON_FIELDS", "JsonFormatter"]
 
 #: The record attributes written by default, before the request fields and extras.
 DEFAULT_JSON_FIELDS: tuple[str, ...] = ("asctime", "levelname", "name", "message")
 
+
+# Characters escape_control() escapes that JSON leaves raw (with and without ensure_ascii).
+_RAW_IN_ASCII_JSON = re.compile("\x7f")
+_RAW_IN_JSON = re.compile("[\x7f-\x9f\u2028\u2029]")
 
 # Rendered by this formatter itself: tracebacks.
 _RENDERED_HERE = frozenset({"exc_info", "stack_info", "exc_text"})
@@ -54,7 +57,10 @@ class JsonFormatter(_BaseJsonFormatter):
     Unless `redact=False`, every value of the finished object goes through the
     `Redactor` (secret keys masked whole, secrets in strings masked), including
     the message and the traceback. Control characters are escaped by JSON
-    itself, so a value can never break the line.
+    itself, so a value can never break the line: text a `ContextFilter` escaped
+    for text handlers is written as logged (a newline parses back as a
+    newline), except a value holding a character this encoder writes raw
+    (DEL; with ``json_ensure_ascii=False`` also C1 controls, U+2028/U+2029).
 
     All other arguments are python-json-logger's (``rename_fields``,
     ``static_fields``, ``timestamp``, ``json_ensure_ascii``...).
@@ -77,10 +83,10 @@ class JsonFormatter(_BaseJsonFormatter):
         elif isinstance(fmt, list):  # dictConfig passes YAML/JSON lists
             fmt = tuple(fmt)
         super().__init__(fmt, *args, **kwargs)
-        self.context_fields = check_fields("JsonFormatter", fields)
-        check_placeholder("JsonFormatter", placeholder, allow_none=True)
+        self.context_fields, self.redactor = check_options(
+            "JsonFormatter", fields, placeholder, redact
+        )
         self.placeholder = placeholder
-        self.redactor = resolve_redactor(redact)
         renamed = set(self.rename_fields.values())
         self._rendered_keys = frozenset(self._get_rename(k) for k in _RENDERED_HERE)
         self._safe_keys = frozenset(k for k in _SAFE_ATTRS if k not in renamed)
@@ -89,9 +95,10 @@ class JsonFormatter(_BaseJsonFormatter):
         self, log_data: dict[str, Any], record: logging.LogRecord, message_dict: dict[str, Any]
     ) -> None:
         super().add_fields(log_data, record, message_dict)
-        captured: dict[str, Any] | None = record.__dict__.get(CAPTURED_ATTR)
-        if captured is None:
-            captured = capture(self.context_fields) if created_here(record) else {}
+        unescaped: dict[str, Any] | None = record.__dict__.get(UNESCAPED_ATTR)
+        if unescaped:
+            self._unescape(log_data, record, unescaped)
+        captured = captured_for(record, self.context_fields)
         for name in (*STANDARD_FIELDS, *self.context_fields):
             value = captured.get(name)
             log_data[self._get_rename(name)] = self.placeholder if value is None else value
@@ -111,3 +118,19 @@ class JsonFormatter(_BaseJsonFormatter):
             new = redactor.redact_value(value, key)
             if new is not value:
                 log_data[key] = new
+
+    def _unescape(
+        self, log_data: dict[str, Any], record: logging.LogRecord, unescaped: dict[str, Any]
+    ) -> None:
+        # A ContextFilter escaped these values for text output; JSON escapes the
+        # original once. Kept escaped: a value holding a character this encoder
+        # would write raw (DEL, and with ensure_ascii=False C1 and U+2028/9).
+        unsafe = _RAW_IN_ASCII_JSON if self.json_ensure_ascii else _RAW_IN_JSON
+        attrs = record.__dict__
+        for name, original in unescaped.items():
+            key = self._get_rename(name)
+            # Only where the output still holds the escaped value itself.
+            if key not in log_data or log_data[key] is not attrs.get(name):
+                continue
+            if not (isinstance(original, str) and unsafe.search(original)):
+                log_data[key] = original

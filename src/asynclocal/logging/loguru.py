@@ -21,8 +21,8 @@ except ImportError as exc:
         "asynclocal.logging.loguru needs the 'loguru' extra: pip install 'asynclocal[loguru]'"
     ) from exc
 
-from asynclocal.logging._fields import capture, check_fields, check_placeholder
-from asynclocal.logging._redact import Redactor, escape_control, resolve_redactor
+from asynclocal.logging._fields import capture, check_options, clean_values
+from asynclocal.logging._redact import Redactor, escape_control
 
 if TYPE_CHECKING:
     from loguru import Record
@@ -63,10 +63,10 @@ class RequestContextPatcher:
         redact: bool | Redactor = True,
         escape: bool = True,
     ) -> None:
-        self.fields = check_fields("RequestContextPatcher", fields, record_attrs=False)
-        check_placeholder("RequestContextPatcher", placeholder, allow_none=True)
+        self.fields, self.redactor = check_options(
+            "RequestContextPatcher", fields, placeholder, redact, record_attrs=False
+        )
         self.placeholder = placeholder
-        self.redactor = resolve_redactor(redact)
         self.escape = bool(escape)
 
     def __call__(self, record: Record) -> None:
@@ -83,12 +83,7 @@ class RequestContextPatcher:
         record["message"] = message
         if redactor is None and not self.escape:
             return
-        for key, value in list(extra.items()):
-            new = redactor.redact_value(value, key) if redactor is not None else value
-            if self.escape and isinstance(new, str):
-                new = escape_control(new)
-            if new is not value:
-                extra[key] = new
+        clean_values(extra, redactor, self.escape)
 
 
 #: The default patcher: standard fields, placeholder ``"-"``, redaction and escaping on.

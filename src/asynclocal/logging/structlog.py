@@ -26,14 +26,12 @@ except ImportError as exc:
     ) from exc
 
 from asynclocal.logging._fields import (
-    CAPTURED_ATTR,
     STANDARD_FIELDS,
-    capture,
-    check_fields,
-    check_placeholder,
-    created_here,
+    captured_for,
+    check_options,
+    clean_values,
 )
-from asynclocal.logging._redact import Redactor, escape_control, resolve_redactor
+from asynclocal.logging._redact import Redactor
 
 __all__ = ["RequestContextProcessor", "add_request_context"]
 
@@ -73,37 +71,26 @@ class RequestContextProcessor:
         redact: bool | Redactor = True,
         escape: bool = True,
     ) -> None:
-        self.fields = check_fields("RequestContextProcessor", fields, record_attrs=False)
-        check_placeholder("RequestContextProcessor", placeholder, allow_none=True)
+        self.fields, self.redactor = check_options(
+            "RequestContextProcessor", fields, placeholder, redact, record_attrs=False
+        )
         self.placeholder = placeholder
-        self.redactor = resolve_redactor(redact)
         self.escape = bool(escape)
 
     def __call__(
         self, logger: Any, method_name: str, event_dict: MutableMapping[str, Any]
     ) -> MutableMapping[str, Any]:
-        record = event_dict.get("_record")  # set by structlog.stdlib.ProcessorFormatter
-        captured = getattr(record, CAPTURED_ATTR, None) if record is not None else None
-        if captured is not None:
-            # A stdlib record formatted later (maybe in a QueueListener thread):
-            # use what was captured where it was logged.
-            captured = {k: captured.get(k) for k in (*STANDARD_FIELDS, *self.fields)}
-        elif record is not None and not created_here(record):
-            captured = dict.fromkeys((*STANDARD_FIELDS, *self.fields))
-        else:
-            captured = capture(self.fields)
-        for name, value in captured.items():
+        # A stdlib record (set by structlog.stdlib.ProcessorFormatter), maybe formatted
+        # later in a QueueListener thread: use what was captured where it was logged.
+        captured = captured_for(event_dict.get("_record"), self.fields)
+        for name in (*STANDARD_FIELDS, *self.fields):
             if name not in event_dict:
+                value = captured.get(name)
                 event_dict[name] = self.placeholder if value is None else value
         redactor = self.redactor
         if redactor is None and not self.escape:
             return event_dict
-        for key, value in list(event_dict.items()):
-            new = redactor.redact_value(value, key) if redactor is not None else value
-            if self.escape and isinstance(new, str) and key not in _MULTILINE_KEYS:
-                new = escape_control(new)
-            if new is not value:
-                event_dict[key] = new
+        clean_values(event_dict, redactor, self.escape, keep_lines=_MULTILINE_KEYS)
         return event_dict
 
 

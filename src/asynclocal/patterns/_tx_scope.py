@@ -147,6 +147,22 @@ class TransactionScope(Generic[SessionT]):
             event.listen(sync_session, "before_commit", _guard_commit)
         return session
 
+    def _enter_without_io(self) -> SessionT | None:
+        """Enter every plan but NESTED (whose savepoint the caller begins, sync or async)."""
+        plan = self._plan
+        if plan == _NEW:
+            return self._new_record(self._new_session()).session
+        if plan == _SUSPEND:
+            self._new_record(None)
+            return None
+        return self._record.session if plan == _JOIN and self._record is not None else None
+
+    def _joined_session(self) -> SessionT:
+        """The session of the transaction a NESTED block makes a savepoint in."""
+        assert self._record is not None
+        assert self._record.session is not None
+        return self._record.session
+
     def _wants_commit(self, exc: BaseException | None) -> bool:
         return exc is None or isinstance(exc, self._no_rollback)
 
@@ -171,6 +187,12 @@ class TransactionScope(Generic[SessionT]):
             "caller recovers from, or no_rollback_for=(...) for expected exceptions"
         )
 
+    def _refused_error(self, record: Transaction[SessionT]) -> Exception:
+        """Why a block that raised nothing was rolled back instead of committed."""
+        if record._foreign_users:
+            return self._foreign_users_error(record)
+        return self._rollback_only_error(record)
+
     def _foreign_users_error(self, record: Transaction[SessionT]) -> IllegalTransactionState:
         return IllegalTransactionState(
             f"{record.root._foreign_users} block(s) in other tasks were still using the "
@@ -186,23 +208,16 @@ class TransactionScope(Generic[SessionT]):
                 f"{self._manager!r} makes AsyncSessions: use `async with transaction()`, or "
                 "build the manager on a sync Engine for `with`"
             )
-        plan = self._plan = self._decide()
-        if plan == _NEW:
-            return self._new_record(self._new_session()).session
-        if plan == _NESTED:
-            assert self._record is not None
-            assert self._record.session is not None
-            sync_session: Session = self._record.session  # type: ignore[assignment]
-            try:
-                savepoint = sync_session.begin_nested()
-            except BaseException:
-                self._leave(None)
-                raise
-            return self._new_record(self._record.session, savepoint).session
-        if plan == _SUSPEND:
-            self._new_record(None)
-            return None
-        return self._record.session if plan == _JOIN and self._record is not None else None
+        self._plan = self._decide()
+        if self._plan != _NESTED:
+            return self._enter_without_io()
+        sync_session: Session = self._joined_session()  # type: ignore[assignment]
+        try:
+            savepoint = sync_session.begin_nested()
+        except BaseException:
+            self._leave(None)
+            raise
+        return self._new_record(self._joined_session(), savepoint).session
 
     def __exit__(self, exc_type: Any, exc: BaseException | None, tb: Any) -> None:
         self._leave(exc)
@@ -235,11 +250,7 @@ class TransactionScope(Generic[SessionT]):
             elif record._foreign_users or record.rollback_only:
                 session.rollback()
                 if exc is None:
-                    raise (
-                        self._foreign_users_error(record)
-                        if record._foreign_users
-                        else self._rollback_only_error(record)
-                    )
+                    raise self._refused_error(record)
             else:
                 session.info[_COMMITTING] = True
                 try:
@@ -259,23 +270,16 @@ class TransactionScope(Generic[SessionT]):
                 f"{self._manager!r} makes sync Sessions: use `with transaction()` in sync code, "
                 "or build the manager on an AsyncEngine for `async with`"
             )
-        plan = self._plan = self._decide()
-        if plan == _NEW:
-            return self._new_record(self._new_session()).session
-        if plan == _NESTED:
-            assert self._record is not None
-            assert self._record.session is not None
-            session: AsyncSession = self._record.session  # type: ignore[assignment]
-            try:
-                savepoint = await session.begin_nested()
-            except BaseException:
-                self._leave(None)
-                raise
-            return self._new_record(self._record.session, savepoint).session
-        if plan == _SUSPEND:
-            self._new_record(None)
-            return None
-        return self._record.session if plan == _JOIN and self._record is not None else None
+        self._plan = self._decide()
+        if self._plan != _NESTED:
+            return self._enter_without_io()
+        session: AsyncSession = self._joined_session()  # type: ignore[assignment]
+        try:
+            savepoint = await session.begin_nested()
+        except BaseException:
+            self._leave(None)
+            raise
+        return self._new_record(self._joined_session(), savepoint).session
 
     async def __aexit__(self, exc_type: Any, exc: BaseException | None, tb: Any) -> None:
         self._leave(exc)
@@ -313,11 +317,7 @@ class TransactionScope(Generic[SessionT]):
             elif record._foreign_users or record.rollback_only:
                 await session.rollback()
                 if exc is None:
-                    raise (
-                        self._foreign_users_error(record)
-                        if record._foreign_users
-                        else self._rollback_only_error(record)
-                    )
+                    raise self._refused_error(record)
             else:
                 session.sync_session.info[_COMMITTING] = True
                 try:

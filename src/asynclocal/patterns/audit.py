@@ -132,24 +132,19 @@ def audited(
     def report(args: tuple[Any, ...], kwargs: dict[str, Any], exc: BaseException | None) -> None:
         if exc is None:
             audit(action, target_of(args, kwargs), logger=logger)
-        elif isinstance(exc, RequestRejected) and exc.status_code in (401, 403):
-            audit(
-                action,
-                target_of(args, kwargs),
-                outcome="denied",
-                level=logging.WARNING,
-                logger=logger,
-                reason=str(exc),
-            )
+            return
+        if isinstance(exc, RequestRejected) and exc.status_code in (401, 403):
+            outcome, details = "denied", {"reason": str(exc)}
         else:
-            audit(
-                action,
-                target_of(args, kwargs),
-                outcome="error",
-                level=logging.WARNING,
-                logger=logger,
-                error=type(exc).__name__,
-            )
+            outcome, details = "error", {"error": type(exc).__name__}
+        audit(
+            action,
+            target_of(args, kwargs),
+            outcome=outcome,
+            level=logging.WARNING,
+            logger=logger,
+            **details,
+        )
 
     def decorate(fn: Callable[P, R]) -> Callable[P, R]:
         if not callable(fn):

@@ -242,6 +242,9 @@ class ContextBearerAuth(httpx.Auth):
                 self._client = httpx.Client(timeout=self._timeout)
             return self._client
 
+    def _unreachable(self, exc: httpx.HTTPError) -> TokenRefreshError:
+        return TokenRefreshError(f"token endpoint {self._token_url} unreachable: {exc!r}")
+
     def _refresh_sync(self, refresh_token: str) -> Tokens:
         if self._refresh is not None:
             try:
@@ -249,7 +252,7 @@ class ContextBearerAuth(httpx.Auth):
             except TokenRefreshError:
                 raise
             except Exception as exc:
-                raise TokenRefreshError(f"the refresh callable failed: {exc!r}") from exc
+                raise _refresh_failed(exc) from exc
             if inspect.isawaitable(result):
                 if inspect.iscoroutine(result):
                     result.close()
@@ -262,9 +265,7 @@ class ContextBearerAuth(httpx.Auth):
         try:
             response = self._token_client().post(self._token_url, data=self._form(refresh_token))
         except httpx.HTTPError as exc:
-            raise TokenRefreshError(
-                f"token endpoint {self._token_url} unreachable: {exc!r}"
-            ) from exc
+            raise self._unreachable(exc) from exc
         return self._parse(response)
 
     def sync_auth_flow(
@@ -304,16 +305,14 @@ class ContextBearerAuth(httpx.Auth):
             except TokenRefreshError:
                 raise
             except Exception as exc:
-                raise TokenRefreshError(f"the refresh callable failed: {exc!r}") from exc
+                raise _refresh_failed(exc) from exc
             return self._coerce(result)
         assert self._token_url is not None
         try:
             client = self._async_token_client()
             response = await client.post(self._token_url, data=self._form(refresh_token))
         except httpx.HTTPError as exc:
-            raise TokenRefreshError(
-                f"token endpoint {self._token_url} unreachable: {exc!r}"
-            ) from exc
+            raise self._unreachable(exc) from exc
         return self._parse(response)
 
     def _async_token_client(self) -> httpx.AsyncClient:
@@ -361,3 +360,7 @@ class ContextBearerAuth(httpx.Auth):
             client, self._client = self._client, None
         if client is not None:
             client.close()
+
+
+def _refresh_failed(exc: Exception) -> TokenRefreshError:
+    return TokenRefreshError(f"the refresh callable failed: {exc!r}")

@@ -10,6 +10,7 @@ from ..request import (
     add_request_initializer,
     remove_request_initializer,
 )
+from ..request._context import REQUEST_CONTEXT_ARGS
 from ._carrier import (
     PropagatedContext,
     _active_span,
@@ -91,21 +92,13 @@ def continue_context(ctx: RequestContext, propagated: PropagatedContext) -> Requ
     return ctx
 
 
-_REQUEST_KWARGS = frozenset(
-    {
-        "request_id",
-        "method",
-        "path",
-        "route",
-        "client",
-        "headers",
-        "user",
-        "access_token",
-        "refresh_token",
-        "started_at",
-        "fields",
-    }
-)
+# continue_request() sets the trace and causation ids itself.
+_REQUEST_KWARGS = REQUEST_CONTEXT_ARGS - {
+    "trace_id",
+    "span_id",
+    "root_request_id",
+    "parent_request_id",
+}
 
 
 def continue_request(propagated: PropagatedContext, **fields: Any) -> RequestContext:

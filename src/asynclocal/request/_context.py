@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import re
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
@@ -258,6 +259,13 @@ class RequestContext:
             f"RequestContext(request_id={self.request_id!r}, method={self.method!r}, "
             f"path={self.path!r}, user_id={self.user_id!r}, access_token={token})"
         )
+
+
+#: The names of the `RequestContext` constructor's arguments (``request_id`` included),
+#: for helpers that build one from keyword arguments.
+REQUEST_CONTEXT_ARGS: frozenset[str] = frozenset(
+    name for name in inspect.signature(RequestContext.__init__).parameters if name != "self"
+)
 
 
 def _check_header(what: str, text: str) -> None:

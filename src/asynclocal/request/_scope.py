@@ -338,6 +338,21 @@ async def _run_async(
         return await handler()
 
 
+def factory_or_options(
+    factory: RequestContextFactory | None, options: dict[str, Any], where: str = ""
+) -> RequestContextFactory:
+    """`factory`, or a `RequestContextFactory` built from `options` (what middlewares take).
+
+    Raises:
+        TypeError: both are given, or an option is invalid.
+    """
+    if factory is None:
+        return RequestContextFactory(**options)
+    if options:
+        raise TypeError(f"pass either factory=... or its options{where}, not both")
+    return factory
+
+
 def _run_sync(factory: RequestContextFactory, ctx: RequestContext, handler: Callable[[], R]) -> R:
     factory.start_sync(ctx)
     return handler()
@@ -374,12 +389,7 @@ def with_request_context(
             f"with_request_context() expected a zero-argument callable as handler, got "
             f"{type(handler).__name__}"
         )
-    if factory is None:
-        factory = RequestContextFactory(**options)
-    elif options:
-        raise TypeError(
-            "pass either factory=... or its options to with_request_context(), not both"
-        )
+    factory = factory_or_options(factory, options, " to with_request_context()")
     ctx = factory.from_request(request)
     if inspect.iscoroutinefunction(handler) or inspect.iscoroutinefunction(
         getattr(handler, "__call__", None)  # noqa: B004

@@ -38,7 +38,7 @@ from typing import Any
 import pytest
 
 from .._storage import live_storages
-from ..request._context import RequestContext, request_storage
+from ..request._context import REQUEST_CONTEXT_ARGS, RequestContext, request_storage
 
 __all__ = ["make_request_context"]
 
@@ -46,25 +46,6 @@ _INI = "asynclocal_isolate"
 _MISSING: Any = object()
 _MARKER = "request_context"
 _counter = itertools.count(1)
-_KNOWN = frozenset(
-    {
-        "request_id",
-        "method",
-        "path",
-        "route",
-        "client",
-        "headers",
-        "user",
-        "access_token",
-        "refresh_token",
-        "trace_id",
-        "span_id",
-        "root_request_id",
-        "parent_request_id",
-        "started_at",
-        "fields",
-    }
-)
 
 
 def make_request_context(**values: Any) -> RequestContext:
@@ -75,7 +56,7 @@ def make_request_context(**values: Any) -> RequestContext:
     ``"test-<n>"``.
     """
     fields = dict(values.pop("fields", None) or {})
-    for key in [k for k in values if k not in _KNOWN]:
+    for key in [k for k in values if k not in REQUEST_CONTEXT_ARGS]:
         fields[key] = values.pop(key)
     request_id = values.pop("request_id", None) or f"test-{next(_counter)}"
     return RequestContext(request_id, fields=fields, **values)

@@ -35,7 +35,7 @@ except ImportError as exc:  # pragma: no cover - depends on the environment
 
 from ..request._context import RequestContext, RequestRejected, request_storage
 from ..request._ids import InvalidRequestId
-from ..request._scope import RequestContextFactory
+from ..request._scope import RequestContextFactory, factory_or_options
 
 __all__ = ["make_middleware", "request_context_middleware", "setup"]
 
@@ -102,10 +102,7 @@ def make_middleware(*, factory: RequestContextFactory | None = None, **options: 
     Raises:
         TypeError: an option is invalid.
     """
-    if factory is not None and options:
-        raise TypeError("pass either factory=... or its options, not both")
-    factory = factory if factory is not None else RequestContextFactory(**options)
-    return _build(factory)
+    return _build(factory_or_options(factory, options))
 
 
 def _build(factory: RequestContextFactory) -> Middleware:

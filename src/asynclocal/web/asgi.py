@@ -36,7 +36,7 @@ from .._storage import _reset_or_restore
 from ..request import _context as _context_module
 from ..request._context import RequestRejected, request_storage
 from ..request._ids import InvalidRequestId
-from ..request._scope import RequestContextFactory
+from ..request._scope import RequestContextFactory, factory_or_options
 
 __all__ = ["ASGIApp", "RequestContextMiddleware"]
 
@@ -91,10 +91,8 @@ class RequestContextMiddleware:
             raise TypeError(
                 f"RequestContextMiddleware(app) needs an ASGI app, got {type(app).__name__}"
             )
-        if factory is not None and options:
-            raise TypeError("pass either factory=... or its options, not both")
         self.app = app
-        self.factory = factory if factory is not None else RequestContextFactory(**options)
+        self.factory = factory_or_options(factory, options)
         self._header = self.factory.policy.header_bytes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:

@@ -29,7 +29,7 @@ except ImportError as exc:  # pragma: no cover - depends on the environment
     ) from exc
 
 from ..request._context import RequestRejected, request_storage
-from ..request._scope import RequestContextFactory
+from ..request._scope import RequestContextFactory, factory_or_options
 from .wsgi import RequestContextMiddleware
 
 __all__ = ["RequestContextExtension"]
@@ -64,9 +64,7 @@ class RequestContextExtension:
         factory: RequestContextFactory | None = None,
         **options: Any,
     ) -> None:
-        if factory is not None and options:
-            raise TypeError("pass either factory=... or its options, not both")
-        self.factory = factory if factory is not None else RequestContextFactory(**options)
+        self.factory = factory_or_options(factory, options)
         if app is not None:
             self.init_app(app)
 

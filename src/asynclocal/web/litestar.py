@@ -28,7 +28,7 @@ except ImportError as exc:  # pragma: no cover - depends on the environment
     ) from exc
 
 from ..request._context import RequestRejected
-from ..request._scope import RequestContextFactory
+from ..request._scope import RequestContextFactory, factory_or_options
 from .asgi import ASGIApp, RequestContextMiddleware
 
 __all__ = ["EXCEPTION_HANDLERS", "middleware", "request_rejected_handler", "wrap"]
@@ -60,8 +60,5 @@ def wrap(
 
 def middleware(*, factory: RequestContextFactory | None = None, **options: Any) -> DefineMiddleware:
     """A route-level ``DefineMiddleware`` for Litestar's ``middleware=[...]``."""
-    if factory is None:
-        factory = RequestContextFactory(**options)
-    elif options:
-        raise TypeError("pass either factory=... or its options, not both")
+    factory = factory_or_options(factory, options)
     return DefineMiddleware(cast(Any, RequestContextMiddleware), factory=factory)

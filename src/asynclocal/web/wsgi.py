@@ -32,7 +32,7 @@ from typing import Any
 
 from ..request._context import RequestContext, RequestRejected, request_storage
 from ..request._ids import InvalidRequestId
-from ..request._scope import RequestContextFactory
+from ..request._scope import RequestContextFactory, factory_or_options
 
 __all__ = ["RequestContextMiddleware", "StartResponse", "WSGIApp"]
 
@@ -93,10 +93,8 @@ class RequestContextMiddleware:
             raise TypeError(
                 f"RequestContextMiddleware(app) needs a WSGI app, got {type(app).__name__}"
             )
-        if factory is not None and options:
-            raise TypeError("pass either factory=... or its options, not both")
         self.app = app
-        self.factory = factory if factory is not None else RequestContextFactory(**options)
+        self.factory = factory_or_options(factory, options)
 
     def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
         factory = self.factory
