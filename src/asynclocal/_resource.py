@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import functools
+import inspect
 import weakref
 from collections.abc import Callable
 from contextvars import copy_context
 from typing import Any, ParamSpec, TypeVar
 
 from . import _async_ids
-from ._snapshot import make_runner
+from ._snapshot import as_coroutine_function, make_runner
 
 __all__ = ["AsyncResource"]
 
@@ -128,6 +129,9 @@ class AsyncResource:
     def bind(self, fn: Callable[P, R]) -> Callable[P, R]:
         """Return a callable that always runs `fn` in this resource's context.
 
+        When `fn` is a coroutine function, so is the result
+        (`inspect.iscoroutinefunction`), and its whole body runs in the context.
+
         Raises:
             TypeError: `fn` is not callable.
         """
@@ -138,6 +142,8 @@ class AsyncResource:
         def bound(*args: P.args, **kwargs: P.kwargs) -> R:
             return self.run_in_async_scope(fn, *args, **kwargs)
 
+        if inspect.iscoroutinefunction(fn):
+            return as_coroutine_function(bound, fn)
         return bound
 
     def emit_destroy(self) -> AsyncResource:

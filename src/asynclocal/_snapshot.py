@@ -19,6 +19,7 @@ closures below are used.
 from __future__ import annotations
 
 import functools
+import inspect
 from collections.abc import Awaitable, Callable, Coroutine, Generator
 from contextvars import Context
 from types import CoroutineType
@@ -26,7 +27,7 @@ from typing import Any, ParamSpec, TypeVar
 
 from ._accel import speedups
 
-__all__ = ["bind_to_context", "make_runner", "run_coroutine_in"]
+__all__ = ["as_coroutine_function", "bind_to_context", "make_runner", "run_coroutine_in"]
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -145,14 +146,34 @@ def make_runner(ctx: Context) -> Callable[..., Any]:
     return speedups.ContextRunner(ctx)  # type: ignore[no-any-return]
 
 
+def as_coroutine_function(call: Callable[P, R], fn: Callable[..., Any]) -> Callable[P, R]:
+    """`call` as an `async def` carrying `fn`'s metadata, for a coroutine function `fn`.
+
+    Frameworks decide how to call an endpoint or a job with
+    `inspect.iscoroutinefunction` / `asyncio.iscoroutinefunction` (Starlette,
+    FastAPI, pytest-asyncio...); a plain wrapper returning a coroutine would be
+    run as a sync function, in a thread. `call(*args, **kwargs)` must return an
+    awaitable; it is called when the returned coroutine starts.
+    """
+
+    async def bound_coroutine_function(*args: Any, **kwargs: Any) -> Any:
+        return await call(*args, **kwargs)  # type: ignore[misc]
+
+    return functools.update_wrapper(bound_coroutine_function, fn)  # type: ignore[return-value]
+
+
 def bind_to_context(ctx: Context, fn: Callable[P, R]) -> Callable[P, R]:
     """Wrap `fn` so every call runs in a fresh copy of `ctx` (re-entrant, thread-safe).
 
     If `fn` returns a coroutine, the result is a coroutine whose every step runs
     in a fresh copy of `ctx`. The wrapper carries `fn`'s metadata (`__wrapped__`,
-    `__name__`, `__doc__`...) like `functools.wraps`.
+    `__name__`, `__doc__`...) like `functools.wraps`, and is itself a coroutine
+    function when `fn` is one (`inspect.iscoroutinefunction`).
     """
     if speedups is None:
-        return _py_bind_to_context(ctx, fn)
-    bound: Callable[P, R] = speedups.ContextRunner(ctx, fn)
-    return functools.update_wrapper(bound, fn)
+        bound = _py_bind_to_context(ctx, fn)
+    else:
+        bound = functools.update_wrapper(speedups.ContextRunner(ctx, fn), fn)
+    if inspect.iscoroutinefunction(fn):
+        return as_coroutine_function(bound, fn)
+    return bound

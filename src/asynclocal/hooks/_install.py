@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import contextvars
+import functools
 import logging
 import os
 import threading
@@ -146,6 +147,26 @@ def _wrap_timer(orig: Callable[..., Any]) -> Callable[..., Any]:
     return call_timer
 
 
+def _executor_job(func: Any) -> Any:
+    """`func` wrapped as an ``"Executor"`` resource whose frame its code can see.
+
+    `asyncio.to_thread` submits ``functools.partial(ctx.run, fn, *args)``: `fn`
+    runs in `ctx`, captured before the resource existed, where the frame set by
+    the resource is not visible. The resource then goes inside that `ctx.run`.
+    """
+    run = func.func if type(func) is functools.partial else None
+    if (
+        type(run) is BuiltinMethodType
+        and type(run.__self__) is contextvars.Context
+        and run.__name__ == "run"
+        and func.args
+    ):
+        fn, *rest = func.args
+        job = functools.partial(fn, *rest, **func.keywords) if rest or func.keywords else fn
+        return functools.partial(run, CallbackResource("Executor", job))
+    return CallbackResource("Executor", func)
+
+
 def _wrap_run_in_executor(orig: Callable[..., Any]) -> Callable[..., Any]:
     def run_in_executor(self: Any, executor: Any, func: Any, *args: Any) -> Any:
         # Process pools run the job elsewhere (and must pickle it): not tracked.
@@ -154,7 +175,7 @@ def _wrap_run_in_executor(orig: Callable[..., Any]) -> Callable[..., Any]:
             and callable(func)
             and (executor is None or isinstance(executor, concurrent.futures.ThreadPoolExecutor))
         ):
-            func = CallbackResource("Executor", func)
+            func = _executor_job(func)
         return orig(self, executor, func, *args)
 
     return run_in_executor

@@ -98,9 +98,16 @@ def _event_headers(event: object) -> dict[str, str]:
     if not isinstance(event, Mapping):
         return {}
     raw = event.get("headers")
-    if not isinstance(raw, Mapping):
-        return {}
-    return {str(k).lower(): v for k, v in raw.items() if isinstance(v, str)}
+    headers = (
+        {str(k).lower(): v for k, v in raw.items() if isinstance(v, str)}
+        if isinstance(raw, Mapping)
+        else {}
+    )
+    cookies = event.get("cookies")
+    if "cookie" not in headers and isinstance(cookies, list):
+        # Payload format 2.0 (HTTP API, function URLs) moves the Cookie header here.
+        headers["cookie"] = "; ".join(c for c in cookies if isinstance(c, str))
+    return headers
 
 
 def _dig(event: Mapping[str, Any], *keys: str) -> Any:

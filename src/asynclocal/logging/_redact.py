@@ -7,10 +7,12 @@ One `Redactor` decides what a secret is:
   ``Authorization``, cookies, session ids...). The value of a secret key is
   replaced whole, whatever its type.
 * in *text* (messages, string values, tracebacks) it masks ``Bearer``/``Basic``
-  credentials, JWT-looking strings, ``key=value`` / ``key: value`` /
-  ``"key": "value"`` pairs whose key is secret (query strings, cookie headers,
-  reprs of dicts), anything matching the extra `patterns`, and the literal
-  `access_token` / `refresh_token` of the request being served.
+  credentials, JWT-looking strings, URL passwords (``scheme://user:[REDACTED]@host``),
+  ``key=value`` / ``key: value`` /
+  ``"key": "value"``, ``('key', 'value')`` pairs whose key is secret (query
+  strings, cookie headers, reprs of dicts and header lists), anything matching
+  the extra `patterns`, and the literal `access_token` / `refresh_token` of the
+  request being served.
 
 `escape_control()` writes CR, LF and other control characters as visible
 escapes (``\\n``, ``\\x1b``, ``\\u2028``) so a hostile value can never start a
@@ -81,19 +83,29 @@ DEFAULT_SECRET_KEY_PATTERN = (
     r"|(?:^|_)jwt(?:_|$)|(?:^|_)sid$"
 )
 
-# Bearer/Basic credentials and JWT-looking strings, anywhere in text.
+# Bearer/Basic credentials, JWT-looking strings and the password of a URL's
+# userinfo (scheme://user:password@host), anywhere in text.
 _CREDENTIAL_RE = re.compile(
     r"(?P<scheme>\b(?:[Bb]earer|BEARER|[Bb]asic|BASIC)\s+)[A-Za-z0-9\-._~+/]{4,}=*"
     r"|\beyJ[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]*"
+    r"|(?P<userinfo>\b[A-Za-z][A-Za-z0-9+.\-]*://[^\s:/?#@]*:)[^\s/?#@]+(?=@)"
 )
-# key=value, key: value, "key": "value", 'key': 'value' (value up to a delimiter).
+# key=value, key: value, "key": "value", 'key': 'value' (value up to a delimiter),
+# and ('key', 'value') / (b'key', b'value') as in reprs of header lists.
+# An unquoted value may start with an auth scheme ("Authorization: Token abc..."):
+# Bearer/Basic always, any other scheme word when a credential of 8+ token68
+# characters follows, so the credential is masked with it.
 _PAIR_RE = re.compile(
-    r"""(?<![A-Za-z0-9_.\-])(?P<key>[A-Za-z_][A-Za-z0-9_.\-]*)(?P<sep>["']?\s*[:=]\s*)"""
+    r"""(?<![A-Za-z0-9_.\-])(?P<key>[A-Za-z_][A-Za-z0-9_.\-]*)(?P<sep>["']?\s*[:=]\s*|["'],\s*b?(?=["']))"""
     r"""(?P<value>"(?:[^"\\]|\\.)*"|'(?:[^'\\]|\\.)*'"""
-    r"""|(?:(?:[Bb]earer|[Bb]asic)\s+)?[^\s&;,"'})?]+)"""
+    r"""|(?:(?:[Bb]earer|[Bb]asic)\s+"""
+    r"""|[A-Za-z][A-Za-z0-9.+_\-]*\s+(?=[A-Za-z0-9\-._~+/]{8,}=*(?:[\s&;,})]|$)))?"""
+    r"""[^\s&;,"'})?]+)"""
 )
 
 _MAX_DEPTH = 8
+# The first item of a (name, value) pair, as in header lists.
+_PAIR_NAME_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_.\-]*")
 
 # C0 controls, DEL, C1 controls and the Unicode line/paragraph separators.
 _ESCAPES: dict[int, str] = {
@@ -205,9 +217,16 @@ class Redactor:
                 for secret in (ctx.access_token, ctx.refresh_token):
                     if isinstance(secret, str) and len(secret) >= 8 and secret in text:
                         text = text.replace(secret, self.replacement)
-        if "=" in text or ":" in text:
+        if "=" in text or ":" in text or "'," in text or '",' in text:
             text = _PAIR_RE.sub(self._pair_repl, text)
-        if "earer" in text or "asic" in text or "EARER" in text or "ASIC" in text or "eyJ" in text:
+        if (
+            "earer" in text
+            or "asic" in text
+            or "EARER" in text
+            or "ASIC" in text
+            or "eyJ" in text
+            or "://" in text
+        ):
             text = _CREDENTIAL_RE.sub(self._credential_repl, text)
         for pattern in self._patterns:
             text = pattern.sub(self.replacement, text)
@@ -234,6 +253,19 @@ class Redactor:
             if isinstance(value, Mapping):
                 return {k: self.redact_value(v, k, _depth + 1) for k, v in value.items()}
             if isinstance(value, (list, tuple, set, frozenset)):
+                if isinstance(value, (list, tuple)) and len(value) == 2:
+                    # A (name, value) pair, as in header lists: [("authorization", "...")].
+                    name = value[0]
+                    if isinstance(name, bytes):
+                        name = name.decode("latin-1")
+                    if (
+                        isinstance(name, str)
+                        and _PAIR_NAME_RE.fullmatch(name)
+                        and self.is_secret_key(name)
+                        and value[1]
+                    ):
+                        pair = [value[0], self.replacement]
+                        return pair if isinstance(value, list) else tuple(pair)
                 items = [self.redact_value(v, None, _depth + 1) for v in value]
                 if isinstance(value, list):
                     return items
@@ -251,8 +283,8 @@ class Redactor:
         return {k: self.redact_value(v, k) for k, v in mapping.items()}
 
     def _credential_repl(self, match: re.Match[str]) -> str:
-        scheme = match.group("scheme")
-        return f"{scheme}{self.replacement}" if scheme else self.replacement
+        prefix = match.group("scheme") or match.group("userinfo")
+        return f"{prefix}{self.replacement}" if prefix else self.replacement
 
     def _pair_repl(self, match: re.Match[str]) -> str:
         value = match.group("value")

@@ -36,7 +36,27 @@ class _HostRule:
             return False
         if self.port is not None and port != self.port:
             return False
-        return path.startswith(self.path)
+        if not self.path or self.path.endswith("/"):
+            return path.startswith(self.path)
+        # "/v1" is a path segment: "/v1" and "/v1/..." match, "/v1evil" does not.
+        return path == self.path or path.startswith(self.path + "/")
+
+
+def _remove_dot_segments(path: str) -> str:
+    """RFC 3986 §5.2.4: the path the server sees ("/v1/../admin" is "/admin")."""
+    if "." not in path:
+        return path
+    out: list[str] = []
+    segments = path.split("/")
+    for segment in segments[1:]:
+        if segment == "..":
+            if out:
+                out.pop()
+        elif segment != ".":
+            out.append(segment)
+    if segments[-1] in (".", ".."):
+        out.append("")
+    return "/" + "/".join(out)
 
 
 def _split_host_port(text: str, pattern: str) -> tuple[str, int | None]:
@@ -155,7 +175,7 @@ class PropagationTargets:
             return False
         if ":" in host:
             host = f"[{host}]"
-        path = parts.path or "/"
+        path = _remove_dot_segments(parts.path or "/")
         for rule in self._rules:
             if rule.matches(scheme, host, port, path):
                 return True

@@ -27,6 +27,21 @@ OnRequest = Callable[[RequestContext], Awaitable[None] | None]
 
 _RouteDescriptor: Any = RequestContext.__dict__["route"]
 
+#: Where a middleware leaves the `RequestContext` in the ASGI scope or WSGI
+#: environ it serves, so a second middleware on the same request (a mounted
+#: sub-app with its own, a framework extension under a server-level wrapper)
+#: joins the running context instead of starting another one.
+SERVER_KEY = "asynclocal.request_context"
+
+
+def served_by_outer(server_state: Mapping[str, Any]) -> bool:
+    """True when an outer middleware left its context in this scope/environ and it is current.
+
+    Checking that it is current keeps a reused scope dict from skipping a request.
+    """
+    ctx = server_state.get(SERVER_KEY)
+    return ctx is not None and ctx is request_storage.get_store()
+
 
 class AsgiRequestContext(RequestContext):
     """A `RequestContext` whose `route` is read from the ASGI scope once the router set it.
@@ -189,8 +204,10 @@ class RequestContextFactory:
         raw = scope.get("headers") or ()
         for name, value in raw:
             if name == wanted:
-                incoming = value.decode("latin-1")
-                break
+                # A repeated id header is joined as WSGI servers and Django do,
+                # which no validator accepts: every server treats it as invalid.
+                text = value.decode("latin-1")
+                incoming = text if incoming is None else f"{incoming}, {text}"
         client = scope.get("client")
         host = client[0] if client else None
         ctx = AsgiRequestContext(

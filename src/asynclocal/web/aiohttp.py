@@ -62,7 +62,9 @@ def _context(factory: RequestContextFactory, request: web.Request) -> RequestCon
     if isinstance(peer, tuple) and len(peer) >= 2:
         host = str(peer[0])
         client = f"{host}:{peer[1]}"
-    incoming = request.headers.get(factory.header)
+    # A repeated id header is joined (as WSGI servers do), so it counts as invalid.
+    values = request.headers.getall(factory.header, ())
+    incoming = ", ".join(values) if values else None
     ctx = RequestContext(
         factory.policy.resolve(incoming, host),
         method=request.method,

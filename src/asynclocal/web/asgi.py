@@ -36,7 +36,12 @@ from .._storage import _reset_or_restore
 from ..request import _context as _context_module
 from ..request._context import RequestRejected, request_storage
 from ..request._ids import InvalidRequestId
-from ..request._scope import RequestContextFactory, factory_or_options
+from ..request._scope import (
+    SERVER_KEY,
+    RequestContextFactory,
+    factory_or_options,
+    served_by_outer,
+)
 
 __all__ = ["ASGIApp", "RequestContextMiddleware"]
 
@@ -97,7 +102,10 @@ class RequestContextMiddleware:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         kind = scope["type"]
-        if kind != "http" and kind != "websocket":
+        if (kind != "http" and kind != "websocket") or (
+            SERVER_KEY in scope and served_by_outer(scope)
+        ):
+            # Not a request, or an outer RequestContextMiddleware already serves it.
             await self.app(scope, receive, send)
             return
         factory = self.factory
@@ -106,6 +114,7 @@ class RequestContextMiddleware:
         except InvalidRequestId as exc:
             await self._reject_invalid(kind, send, exc)
             return
+        scope[SERVER_KEY] = ctx
         started = False
         header = self._header
 
@@ -116,7 +125,9 @@ class RequestContextMiddleware:
                 if kind in _START_TYPES:
                     started = True
                     # A new list: the app's own list may be reused (a cached response).
-                    headers = [*message.get("headers", ()), (header, ctx.request_id.encode())]
+                    # The id header is ours: one the app set is replaced, not doubled.
+                    headers = [h for h in message.get("headers", ()) if h[0].lower() != header]
+                    headers.append((header, ctx.request_id.encode()))
                     if ctx._response_headers or ctx._response_callbacks:
                         headers.extend(_encode(ctx.response_headers()))
                     message["headers"] = headers

@@ -38,7 +38,7 @@ except ImportError as exc:  # pragma: no cover - depends on the environment
 
 from ..request._context import RequestContext, RequestRejected, request_storage
 from ..request._ids import InvalidRequestId
-from ..request._scope import RequestContextFactory
+from ..request._scope import RequestContextFactory, served_by_outer
 
 __all__ = ["SETTINGS_NAME", "RequestContextMiddleware"]
 
@@ -74,8 +74,17 @@ async def _async_chunks(ctx: RequestContext, chunks: AsyncIterator[bytes]) -> As
             yield chunk
 
 
+def _served(request: HttpRequest) -> bool:
+    # Behind asynclocal's WSGI or ASGI middleware: join its context, add nothing.
+    scope = getattr(request, "scope", None)
+    return served_by_outer(request.META) or (isinstance(scope, dict) and served_by_outer(scope))
+
+
 class RequestContextMiddleware:
-    """Give every Django request its `RequestContext` (sync and async capable)."""
+    """Give every Django request its `RequestContext` (sync and async capable).
+
+    Behind `asynclocal.web.wsgi`/`asgi.RequestContextMiddleware` it joins that
+    middleware's context and leaves the id header to it."""
 
     sync_capable = True
     async_capable = True
@@ -92,6 +101,8 @@ class RequestContextMiddleware:
     def __call__(self, request: HttpRequest) -> Any:
         if self._async:
             return self._acall(request)
+        if _served(request):
+            return self.get_response(request)
         try:
             ctx = self._context(request)
         except InvalidRequestId as exc:
@@ -105,6 +116,9 @@ class RequestContextMiddleware:
         return self._finish(ctx, response)
 
     async def _acall(self, request: HttpRequest) -> HttpResponseBase:
+        if _served(request):
+            served: Callable[[HttpRequest], Awaitable[HttpResponseBase]] = self.get_response
+            return await served(request)
         try:
             ctx = self._context(request)
         except InvalidRequestId as exc:

@@ -32,7 +32,12 @@ from typing import Any
 
 from ..request._context import RequestContext, RequestRejected, request_storage
 from ..request._ids import InvalidRequestId
-from ..request._scope import RequestContextFactory, factory_or_options
+from ..request._scope import (
+    SERVER_KEY,
+    RequestContextFactory,
+    factory_or_options,
+    served_by_outer,
+)
 
 __all__ = ["RequestContextMiddleware", "StartResponse", "WSGIApp"]
 
@@ -97,6 +102,8 @@ class RequestContextMiddleware:
         self.factory = factory_or_options(factory, options)
 
     def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
+        if SERVER_KEY in environ and served_by_outer(environ):  # an outer one serves it
+            return self.app(environ, start_response)
         factory = self.factory
         try:
             ctx = factory.from_environ(environ)
@@ -107,6 +114,7 @@ class RequestContextMiddleware:
                 [_TEXT_PLAIN, (factory.policy.header, factory.policy.new_id())],
             )
             return [body]
+        environ[SERVER_KEY] = ctx
         context = contextvars.copy_context()
         result = context.run(self._serve, ctx, environ, start_response)
         if type(result) is list:
@@ -121,11 +129,14 @@ class RequestContextMiddleware:
     ) -> Iterable[bytes]:
         request_storage.enter_with(ctx)  # a fresh copied context: nothing to restore
         factory = self.factory
+        header = factory.policy.header_lower
 
         def start_with_id(
             status: str, headers: list[tuple[str, str]], exc_info: Any = None
         ) -> Callable[[bytes], object]:
-            headers = [*headers, *factory.response_headers(ctx)]
+            # The id header is ours: one the app set is replaced, not doubled.
+            headers = [h for h in headers if h[0].lower() != header]
+            headers.extend(factory.response_headers(ctx))
             if exc_info is None:
                 return start_response(status, headers)
             return start_response(status, headers, exc_info)
