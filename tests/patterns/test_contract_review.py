@@ -4,12 +4,13 @@ docs/transactions.md alone: real servers on 127.0.0.1, a real SQLite database.""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import random
 import threading
 import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -121,6 +122,7 @@ async def test_twenty_concurrent_calls_in_one_request_refresh_once(
 
         ctx = _request_with_tokens("solo")
         answers, count, token = await request_storage.run(ctx, handler)
+    await auth.aclose()
     assert [r.status_code for r in answers] == [200] * 21
     assert {r.json()["user"] for r in answers} == {"solo"}
     assert count == 1
@@ -145,6 +147,7 @@ async def test_ten_concurrent_requests_refresh_once_each(
         results = await asyncio.gather(
             *(request_storage.run(_request_with_tokens(u), handler) for u in users)
         )
+    await auth.aclose()
     for user, answers, count in results:
         assert count == 1
         assert {a["user"] for a in answers} == {user}
@@ -154,7 +157,8 @@ async def test_ten_concurrent_requests_refresh_once_each(
 
 def test_sync_client_concurrent_calls_refresh_once(tokens: tuple[TokenWorld, str, str]) -> None:
     world, token_url, api_url = tokens
-    with httpx.Client(base_url=api_url, auth=ContextBearerAuth(token_url=token_url)) as api:
+    auth = ContextBearerAuth(token_url=token_url)
+    with httpx.Client(base_url=api_url, auth=auth) as api:
 
         def handler() -> tuple[list[int], int]:
             with asynclocal.threads.ThreadPoolExecutor(8) as pool:
@@ -162,6 +166,7 @@ def test_sync_client_concurrent_calls_refresh_once(tokens: tuple[TokenWorld, str
             return codes, refresh_count()
 
         codes, count = request_storage.run(_request_with_tokens("sync"), handler)
+    auth.close()
     assert codes == [200] * 20
     assert count == 1
     assert world.refreshes["sync"] == 1
@@ -179,6 +184,7 @@ async def test_failed_refresh_raises_for_every_waiting_call(
                                         return_exceptions=True)
 
         results = await request_storage.run(_request_with_tokens("mallory"), handler)
+    await auth.aclose()
     assert all(isinstance(r, TokenRefreshError) for r in results), results
     assert all(r.status_code == 401 for r in results if isinstance(r, TokenRefreshError))
     assert world.attempts["rt-mallory"] == 1  # the waiting calls did not try again
@@ -653,7 +659,9 @@ def test_all_patterns_in_concurrent_requests_through_starlette(
     world, token_url, api_url = tokens
     _, tm, engine = tx_app  # the SQLite engine with the orders/audit tables
     rooms = {"r1": Room("web0"), "r2": Room("web1")}
-    api = httpx.AsyncClient(base_url=api_url, auth=ContextBearerAuth(token_url=token_url))
+    token_client = httpx.AsyncClient()
+    api = httpx.AsyncClient(
+        base_url=api_url, auth=ContextBearerAuth(token_url=token_url, token_client=token_client))
 
     @timed("repository")
     async def save(item: str) -> None:
@@ -681,7 +689,14 @@ def test_all_patterns_in_concurrent_requests_through_starlette(
             ctx.access_token = ctx.cookies.get("access_token")
             ctx.refresh_token = ctx.cookies.get("refresh_token")
 
-    app = Starlette(routes=[Route("/rooms/{rid}/rename", controller, methods=["POST"])])
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        yield
+        await api.aclose()  # in the loop that used the clients
+        await token_client.aclose()
+
+    app = Starlette(routes=[Route("/rooms/{rid}/rename", controller, methods=["POST"])],
+                    lifespan=lifespan)
     install_starlette(app, on_request=from_cookies)
     plan = [(f"web{i % 4}", f"r{1 + i % 2}", f"name{i}") for i in range(16)]
     with run_uvicorn(app) as base:
@@ -697,7 +712,6 @@ def test_all_patterns_in_concurrent_requests_through_starlette(
             results = list(pool.map(call, plan))
 
     async def saved() -> dict[str, str]:
-        await api.aclose()
         async with engine.connect() as conn:
             rows = await conn.execute(text("SELECT item, request_id FROM orders"))
             out = {item: rid for item, rid in rows}

@@ -63,12 +63,23 @@ def run_waitress(app: Callable[..., Any], threads: int = 8) -> Iterator[str]:
 
     port = free_port()
     server = create_server(app, host="127.0.0.1", port=port, threads=threads)
-    thread = threading.Thread(target=server.run, name=f"waitress-{port}", daemon=True)
+    closing = threading.Event()
+
+    def serve() -> None:
+        try:
+            server.run()
+        except OSError:
+            # close() from the test thread races the loop's select(): EBADF on shutdown.
+            if not closing.is_set():
+                raise
+
+    thread = threading.Thread(target=serve, name=f"waitress-{port}", daemon=True)
     thread.start()
     try:
         wait_for_port(port)
         yield f"http://127.0.0.1:{port}"
     finally:
+        closing.set()
         server.close()
         thread.join(10)
 

@@ -83,13 +83,13 @@ DEFAULT_SECRET_KEY_PATTERN = (
     r"|(?:^|_)jwt(?:_|$)|(?:^|_)sid$"
 )
 
-# Bearer/Basic credentials, JWT-looking strings and the password of a URL's
-# userinfo (scheme://user:password@host), anywhere in text.
+# Bearer/Basic credentials and JWT-looking strings, anywhere in text.
 _CREDENTIAL_RE = re.compile(
     r"(?P<scheme>\b(?:[Bb]earer|BEARER|[Bb]asic|BASIC)\s+)[A-Za-z0-9\-._~+/]{4,}=*"
     r"|\beyJ[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]*"
-    r"|(?P<userinfo>\b[A-Za-z][A-Za-z0-9+.\-]*://[^\s:/?#@]*:)[^\s/?#@]+(?=@)"
 )
+# The password of a URL's userinfo: scheme://user:password@host.
+_URL_PASSWORD_RE = re.compile(r"(?P<scheme>://[^\s:/?#@]*:)[^\s/?#@]+(?=@)")
 # key=value, key: value, "key": "value", 'key': 'value' (value up to a delimiter),
 # and ('key', 'value') / (b'key', b'value') as in reprs of header lists.
 # An unquoted value may start with an auth scheme ("Authorization: Token abc..."):
@@ -219,15 +219,10 @@ class Redactor:
                         text = text.replace(secret, self.replacement)
         if "=" in text or ":" in text or "'," in text or '",' in text:
             text = _PAIR_RE.sub(self._pair_repl, text)
-        if (
-            "earer" in text
-            or "asic" in text
-            or "EARER" in text
-            or "ASIC" in text
-            or "eyJ" in text
-            or "://" in text
-        ):
+        if "earer" in text or "asic" in text or "EARER" in text or "ASIC" in text or "eyJ" in text:
             text = _CREDENTIAL_RE.sub(self._credential_repl, text)
+        if "://" in text:
+            text = _URL_PASSWORD_RE.sub(self._credential_repl, text)
         for pattern in self._patterns:
             text = pattern.sub(self.replacement, text)
         return text
@@ -283,8 +278,8 @@ class Redactor:
         return {k: self.redact_value(v, k) for k, v in mapping.items()}
 
     def _credential_repl(self, match: re.Match[str]) -> str:
-        prefix = match.group("scheme") or match.group("userinfo")
-        return f"{prefix}{self.replacement}" if prefix else self.replacement
+        scheme = match.group("scheme")
+        return f"{scheme}{self.replacement}" if scheme else self.replacement
 
     def _pair_repl(self, match: re.Match[str]) -> str:
         value = match.group("value")

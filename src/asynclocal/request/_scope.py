@@ -10,7 +10,8 @@ all behave the same.
 from __future__ import annotations
 
 import inspect
-from collections.abc import Awaitable, Callable, Iterator, Mapping
+import weakref
+from collections.abc import Awaitable, Callable, Iterator, Mapping, MutableMapping
 from typing import Any, TypeVar
 
 from ._context import RequestContext, request_storage, run_request_initializers
@@ -34,12 +35,21 @@ _RouteDescriptor: Any = RequestContext.__dict__["route"]
 SERVER_KEY = "asynclocal.request_context"
 
 
+def mark_served(server_state: MutableMapping[str, Any], ctx: RequestContext) -> None:
+    """Record in a scope/environ that `ctx` serves it (a weak reference: the
+    context often refers to the scope, and a cycle would leave both to the GC)."""
+    server_state[SERVER_KEY] = weakref.ref(ctx)
+
+
 def served_by_outer(server_state: Mapping[str, Any]) -> bool:
-    """True when an outer middleware left its context in this scope/environ and it is current.
+    """True when an outer middleware marked this scope/environ and its context is current.
 
     Checking that it is current keeps a reused scope dict from skipping a request.
     """
-    ctx = server_state.get(SERVER_KEY)
+    ref = server_state.get(SERVER_KEY)
+    if not isinstance(ref, weakref.ref):
+        return False
+    ctx = ref()
     return ctx is not None and ctx is request_storage.get_store()
 
 

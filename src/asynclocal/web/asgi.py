@@ -40,6 +40,7 @@ from ..request._scope import (
     SERVER_KEY,
     RequestContextFactory,
     factory_or_options,
+    mark_served,
     served_by_outer,
 )
 
@@ -114,7 +115,7 @@ class RequestContextMiddleware:
         except InvalidRequestId as exc:
             await self._reject_invalid(kind, send, exc)
             return
-        scope[SERVER_KEY] = ctx
+        mark_served(scope, ctx)
         started = False
         header = self._header
 

@@ -36,6 +36,7 @@ from ..request._scope import (
     SERVER_KEY,
     RequestContextFactory,
     factory_or_options,
+    mark_served,
     served_by_outer,
 )
 
@@ -114,7 +115,7 @@ class RequestContextMiddleware:
                 [_TEXT_PLAIN, (factory.policy.header, factory.policy.new_id())],
             )
             return [body]
-        environ[SERVER_KEY] = ctx
+        mark_served(environ, ctx)
         context = contextvars.copy_context()
         result = context.run(self._serve, ctx, environ, start_response)
         if type(result) is list:
