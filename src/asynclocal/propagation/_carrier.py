@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import threading
-import weakref
 from collections.abc import Callable, Mapping, MutableMapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
@@ -79,28 +77,7 @@ class PropagatedContext:
         return continue_request(self, **fields)
 
 
-class _TraceExtras:
-    __slots__ = ("continued", "parent_span_id", "trace_flags", "tracestate")
-
-    def __init__(self) -> None:
-        self.trace_flags: int | None = None
-        self.tracestate: str | None = None
-        self.parent_span_id: str | None = None
-        self.continued = False
-
-
-# Per-request trace details that RequestContext has no slot for.
-_extras: weakref.WeakKeyDictionary[RequestContext, _TraceExtras] = weakref.WeakKeyDictionary()
-_extras_lock = threading.Lock()
 _trace_source: Callable[[], ActiveSpan | None] | None = None
-
-
-def _extras_of(ctx: RequestContext) -> _TraceExtras:
-    extras = _extras.get(ctx)
-    if extras is None:
-        with _extras_lock:
-            extras = _extras.setdefault(ctx, _TraceExtras())
-    return extras
 
 
 def set_trace_source(source: Callable[[], ActiveSpan | None] | None) -> None:
@@ -127,9 +104,8 @@ def _active_span() -> ActiveSpan | None:
 
 def trace_flags(ctx: RequestContext) -> int:
     """The W3C trace flags of `ctx`'s trace (01 = sampled)."""
-    extras = _extras.get(ctx)
-    if extras is not None and extras.trace_flags is not None:
-        return extras.trace_flags
+    if ctx.trace_flags is not None:
+        return ctx.trace_flags
     return 1 if get_config().sampled else 0
 
 
@@ -193,8 +169,16 @@ def extract(carrier: Mapping[str, str]) -> PropagatedContext:
     """
     if carrier is None or not hasattr(carrier, "get"):
         return _EMPTY
+    return extract_with(_header_getter(carrier))
+
+
+def extract_with(get: Callable[[str], object]) -> PropagatedContext:
+    """`extract` over a lookup function taking lower-case header names.
+
+    For carriers whose names are already lower-cased (`RequestContext.headers`),
+    `extract_with(ctx.headers.get)` skips the case-insensitive fallback scan.
+    """
     cfg = get_config()
-    get = _header_getter(carrier)
     rid = _valid_id(get(cfg.request_id_header)) if cfg.request_id_header else None
     root = _valid_id(get(cfg.root_request_id_header)) if cfg.root_request_id_header else None
     if rid is None:
@@ -301,9 +285,8 @@ def write_fields(
             if ctx.span_id is None:
                 ctx.span_id = new_span_id()
             carrier["traceparent"] = format_traceparent(ctx.trace_id, ctx.span_id, trace_flags(ctx))
-            extras = _extras.get(ctx)
-            if extras is not None and extras.tracestate:
-                carrier["tracestate"] = extras.tracestate
+            if ctx.tracestate:
+                carrier["tracestate"] = ctx.tracestate
     members: dict[str, str] = dict(baggage) if baggage else {}
     if ctx is not None:
         for name in sorted(cfg.baggage_fields):

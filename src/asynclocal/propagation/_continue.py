@@ -14,8 +14,7 @@ from ..request._context import REQUEST_CONTEXT_ARGS
 from ._carrier import (
     PropagatedContext,
     _active_span,
-    _extras_of,
-    extract,
+    extract_with,
     new_request_id,
 )
 from ._config import PropagationConfig, get_config
@@ -40,20 +39,19 @@ def _apply_baggage(ctx: RequestContext, baggage: Mapping[str, str], cfg: Propaga
 
 
 def _apply_trace(ctx: RequestContext, propagated: PropagatedContext) -> None:
-    extras = _extras_of(ctx)
     span = _active_span()
     if span is not None:
         # A tracer already continued the caller (or started a trace): follow its span.
         ctx.trace_id, ctx.span_id = span.trace_id, span.span_id
-        extras.trace_flags = span.trace_flags
-        extras.tracestate = span.tracestate
-        extras.parent_span_id = propagated.parent_span_id
+        ctx.trace_flags = span.trace_flags
+        ctx.tracestate = span.tracestate
+        ctx.parent_span_id = propagated.parent_span_id
     elif propagated.trace_id is not None:
         ctx.trace_id = propagated.trace_id
         ctx.span_id = new_span_id()
-        extras.trace_flags = propagated.trace_flags
-        extras.tracestate = propagated.tracestate
-        extras.parent_span_id = propagated.parent_span_id
+        ctx.trace_flags = propagated.trace_flags
+        ctx.tracestate = propagated.tracestate
+        ctx.parent_span_id = propagated.parent_span_id
     elif ctx.trace_id is None:
         ctx.trace_id = new_trace_id()
         ctx.span_id = new_span_id()
@@ -71,10 +69,9 @@ def continue_context(ctx: RequestContext, propagated: PropagatedContext) -> Requ
     instead, unless `reuse_request_id` is configured. Applies once per
     context: later calls return `ctx` unchanged.
     """
-    extras = _extras_of(ctx)
-    if extras.continued:
+    if ctx._trace_continued:
         return ctx
-    extras.continued = True
+    ctx._trace_continued = True
     cfg = get_config()
     caller = propagated.parent_request_id
     if caller is not None:
@@ -143,8 +140,7 @@ def continue_request(propagated: PropagatedContext, **fields: Any) -> RequestCon
         parent_request_id=caller if caller != rid else None,
         **fields,
     )
-    extras = _extras_of(ctx)
-    extras.continued = True
+    ctx._trace_continued = True
     _apply_trace(ctx, propagated)
     _apply_baggage(ctx, propagated.baggage, cfg)
     return ctx
@@ -152,7 +148,8 @@ def continue_request(propagated: PropagatedContext, **fields: Any) -> RequestCon
 
 def _initializer(ctx: RequestContext) -> None:
     try:
-        continue_context(ctx, extract(ctx.headers))
+        # RequestContext.headers has lower-cased names: no case-insensitive scan needed.
+        continue_context(ctx, extract_with(ctx.headers.get))
     except Exception:  # never fail a request over propagation
         if ctx.trace_id is None:
             ctx.trace_id = new_trace_id()

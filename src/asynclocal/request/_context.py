@@ -68,8 +68,10 @@ class RequestContext:
     them, the logging integration never prints them, and propagation never
     sends them unless explicitly allow-listed.
 
-    Trace fields: `trace_id`, `span_id` (W3C hex) and the causation chain
-    `root_request_id` / `parent_request_id`.
+    Trace fields: `trace_id`, `span_id` (W3C hex), the caller's `parent_span_id`,
+    `trace_flags` and `tracestate` (filled by `asynclocal.propagation` when a
+    trace is continued), and the causation chain `root_request_id` /
+    `parent_request_id`.
 
     App-defined fields go through `get(key, default)` / `set(key, value)`.
     """
@@ -80,11 +82,13 @@ class RequestContext:
         "_fields",
         "_response_callbacks",
         "_response_headers",
+        "_trace_continued",
         "access_token",
         "client",
         "headers",
         "method",
         "parent_request_id",
+        "parent_span_id",
         "path",
         "refresh_token",
         "request_id",
@@ -93,7 +97,9 @@ class RequestContext:
         "span_id",
         "started_at",
         "started_monotonic",
+        "trace_flags",
         "trace_id",
+        "tracestate",
         "user",
     )
 
@@ -133,6 +139,10 @@ class RequestContext:
         self.refresh_token = refresh_token
         self.trace_id = trace_id
         self.span_id = span_id
+        self.parent_span_id: str | None = None
+        self.trace_flags: int | None = None
+        self.tracestate: str | None = None
+        self._trace_continued = False
         self.root_request_id = root_request_id or request_id
         self.parent_request_id = parent_request_id
         self.started_at = time.time() if started_at is None else started_at
