@@ -46,3 +46,24 @@ def test_a_gateway_id_without_a_chain_is_adopted_as_is() -> None:
 def test_with_request_context_accepts_a_ready_context() -> None:
     ready = RequestContext("ready-1", method="TASK", path="/jobs/sync")
     assert with_request_context(ready, current_request) is ready
+
+
+def test_a_request_without_trace_headers_starts_its_own_trace_on_first_read() -> None:
+    def ids() -> tuple[str | None, str | None, str | None, str | None]:
+        ctx = current_request()
+        first = (ctx.trace_id, ctx.span_id)
+        return (*first, ctx.trace_id, ctx.span_id)
+
+    trace, span, trace_again, span_again = with_request_context({"accept": "*/*"}, ids)
+    assert trace is not None and len(trace) == 32 and int(trace, 16) != 0
+    assert span is not None and len(span) == 16 and int(span, 16) != 0
+    assert (trace_again, span_again) == (trace, span)
+    other, _, _, _ = with_request_context({"accept": "*/*"}, ids)
+    assert other != trace
+
+
+def test_an_explicit_trace_id_is_kept() -> None:
+    ctx = RequestContext("r-1", trace_id="c" * 32, span_id="d" * 16)
+    assert with_request_context(
+        ctx, lambda: (current_request().trace_id, current_request().span_id)
+    ) == ("c" * 32, "d" * 16)

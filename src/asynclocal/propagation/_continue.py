@@ -11,6 +11,7 @@ from ..request import (
     remove_request_initializer,
 )
 from ..request._context import REQUEST_CONTEXT_ARGS
+from . import _carrier
 from ._carrier import (
     PropagatedContext,
     _active_span,
@@ -18,7 +19,9 @@ from ._carrier import (
     new_request_id,
 )
 from ._config import PropagationConfig, get_config
-from ._w3c import new_span_id, new_trace_id
+from ._w3c import new_span_id, new_trace_and_span_ids, new_trace_id
+
+_NOTHING = PropagatedContext()
 
 __all__ = ["continue_context", "continue_request", "install", "installed", "uninstall"]
 
@@ -53,8 +56,7 @@ def _apply_trace(ctx: RequestContext, propagated: PropagatedContext) -> None:
         ctx.tracestate = propagated.tracestate
         ctx.parent_span_id = propagated.parent_span_id
     elif ctx.trace_id is None:
-        ctx.trace_id = new_trace_id()
-        ctx.span_id = new_span_id()
+        ctx.trace_id, ctx.span_id = new_trace_and_span_ids()
     elif ctx.span_id is None:
         ctx.span_id = new_span_id()
 
@@ -146,10 +148,47 @@ def continue_request(propagated: PropagatedContext, **fields: Any) -> RequestCon
     return ctx
 
 
+_names_for: tuple[PropagationConfig, frozenset[str]] | None = None
+
+
+def _continuation_headers(cfg: PropagationConfig) -> frozenset[str]:
+    """The incoming headers that can change what `continue_context` does under `cfg`."""
+    global _names_for
+    cached = _names_for
+    if cached is not None and cached[0] is cfg:
+        return cached[1]
+    names = {cfg.root_request_id_header}
+    if cfg.trace_context:
+        names.add("traceparent")
+    if cfg.baggage_fields:
+        names.add("baggage")
+    if cfg.reuse_request_id:
+        names.add(cfg.request_id_header)
+    result = frozenset(n for n in names if n)
+    _names_for = (cfg, result)
+    return result
+
+
 def _initializer(ctx: RequestContext) -> None:
     try:
+        headers = ctx.headers
+        names = _continuation_headers(get_config())
+        contains_any = getattr(headers, "contains_any", None)
+        present = (
+            contains_any(names) if contains_any is not None else any(n in headers for n in names)
+        )
+        if not present:
+            # Nothing to continue (the common case): this request starts its own
+            # trace, made when first read, or follows an active tracer's span.
+            ctx._trace_continued = True
+            if _carrier._trace_source is None or _active_span() is None:
+                if ctx._trace_id is None or ctx._span_id is None:
+                    ctx._trace_lazy = True  # ctx.start_trace_lazily(), inlined
+            else:
+                _apply_trace(ctx, _NOTHING)
+            return
         # RequestContext.headers has lower-cased names: no case-insensitive scan needed.
-        continue_context(ctx, extract_with(ctx.headers.get))
+        continue_context(ctx, extract_with(headers.get))
     except Exception:  # never fail a request over propagation
         if ctx.trace_id is None:
             ctx.trace_id = new_trace_id()

@@ -71,6 +71,17 @@ def new_span_id() -> str:
             return value
 
 
+def new_trace_and_span_ids() -> tuple[str, str]:
+    """A fresh (trace id, span id) pair from one read of the system's random source."""
+    raw = os.urandom(24).hex()
+    trace_id, span_id = raw[:32], raw[32:]
+    if trace_id == _ZERO_TRACE:
+        trace_id = new_trace_id()
+    if span_id == _ZERO_SPAN:
+        span_id = new_span_id()
+    return trace_id, span_id
+
+
 def parse_traceparent(header: object) -> TraceParent | None:
     """Parse a ``traceparent`` value; None when it is malformed in any way.
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import inspect
+import os
 import re
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
@@ -24,6 +25,8 @@ __all__ = [
 ]
 
 _MISSING: Any = object()
+_ZERO_TRACE = "0" * 32  # W3C: an all-zero trace or span id is invalid
+_ZERO_SPAN = "0" * 16
 _CONTROL_CHARS = re.compile(r"[\x00-\x1f\x7f]")
 
 
@@ -82,7 +85,10 @@ class RequestContext:
         "_fields",
         "_response_callbacks",
         "_response_headers",
+        "_span_id",
         "_trace_continued",
+        "_trace_id",
+        "_trace_lazy",
         "access_token",
         "client",
         "headers",
@@ -94,11 +100,9 @@ class RequestContext:
         "request_id",
         "root_request_id",
         "route",
-        "span_id",
         "started_at",
         "started_monotonic",
         "trace_flags",
-        "trace_id",
         "tracestate",
         "user",
     )
@@ -137,8 +141,9 @@ class RequestContext:
         self.user = user
         self.access_token = access_token
         self.refresh_token = refresh_token
-        self.trace_id = trace_id
-        self.span_id = span_id
+        self._trace_id = trace_id
+        self._span_id = span_id
+        self._trace_lazy = False
         self.parent_span_id: str | None = None
         self.trace_flags: int | None = None
         self.tracestate: str | None = None
@@ -191,6 +196,46 @@ class RequestContext:
             except Exception:  # a broken callback must not break the response
                 continue
         return headers
+
+    # -- trace -------------------------------------------------------------
+
+    @property
+    def trace_id(self) -> str | None:
+        """The W3C trace id (32 hex digits), or None when no trace was started."""
+        if self._trace_id is None and self._trace_lazy:
+            self._start_trace()
+        return self._trace_id
+
+    @trace_id.setter
+    def trace_id(self, value: str | None) -> None:
+        self._trace_id = value
+
+    @property
+    def span_id(self) -> str | None:
+        """This request's W3C span id (16 hex digits), or None when no trace was started."""
+        if self._span_id is None and self._trace_lazy:
+            self._start_trace()
+        return self._span_id
+
+    @span_id.setter
+    def span_id(self, value: str | None) -> None:
+        self._span_id = value
+
+    def start_trace_lazily(self) -> None:
+        """Give this request a fresh trace the first time its trace or span id is read.
+
+        Most requests never need one, so the random ids are made on demand;
+        every reader sees the same ids once made.
+        """
+        self._trace_lazy = True
+
+    def _start_trace(self) -> None:
+        self._trace_lazy = False
+        raw = os.urandom(24).hex()
+        if self._trace_id is None:
+            self._trace_id = raw[:32] if raw[:32] != _ZERO_TRACE else "0" * 31 + "1"
+        if self._span_id is None:
+            self._span_id = raw[32:] if raw[32:] != _ZERO_SPAN else "0" * 15 + "1"
 
     # -- cookies ----------------------------------------------------------
 

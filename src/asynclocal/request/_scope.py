@@ -81,6 +81,9 @@ class AsgiRequestContext(RequestContext):
         _RouteDescriptor.__set__(self, value)
 
 
+_as_bytes: dict[frozenset[str], frozenset[bytes]] = {}
+
+
 class _LazyHeaders(Mapping[str, str]):
     """Lower-cased request headers, decoded from the server's form on first use.
 
@@ -104,6 +107,24 @@ class _LazyHeaders(Mapping[str, str]):
 
     def __getitem__(self, key: str) -> str:
         return self._load()[key.lower() if isinstance(key, str) else key]
+
+    def contains_any(self, names: frozenset[str]) -> bool:
+        """Whether any of the lower-case header `names` came in, without decoding the rest.
+
+        Lets a request initializer skip its work when its headers are absent.
+        """
+        data = self._data
+        if data is None and not self._environ:
+            wanted = _as_bytes.get(names)
+            if wanted is None:
+                wanted = _as_bytes[names] = frozenset(n.encode("latin-1") for n in names)
+            # ASGI header names are lower-case bytes. A plain loop: measurably
+            # faster than any() over a generator here.
+            for raw_name, _ in self._source:  # noqa: SIM110
+                if raw_name in wanted:
+                    return True
+            return False
+        return any(name in self._load() for name in names)
 
     def get(self, key: str, default: Any = None) -> Any:
         return self._load().get(key.lower() if isinstance(key, str) else key, default)
