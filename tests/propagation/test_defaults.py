@@ -55,8 +55,12 @@ def test_a_request_without_trace_headers_starts_its_own_trace_on_first_read() ->
         return (*first, ctx.trace_id, ctx.span_id)
 
     trace, span, trace_again, span_again = with_request_context({"accept": "*/*"}, ids)
-    assert trace is not None and len(trace) == 32 and int(trace, 16) != 0
-    assert span is not None and len(span) == 16 and int(span, 16) != 0
+    assert trace is not None
+    assert len(trace) == 32
+    assert int(trace, 16) != 0
+    assert span is not None
+    assert len(span) == 16
+    assert int(span, 16) != 0
     assert (trace_again, span_again) == (trace, span)
     other, _, _, _ = with_request_context({"accept": "*/*"}, ids)
     assert other != trace
