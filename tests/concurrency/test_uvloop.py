@@ -6,13 +6,12 @@ import asyncio
 import random
 import sys
 import threading
-from collections.abc import Callable, Coroutine, Iterator
+from collections.abc import Callable, Coroutine
 from typing import Any
 
 import pytest
 import uvloop
 
-import asynclocal.threads
 from asynclocal import AsyncLocalStorage
 
 als: AsyncLocalStorage[str] = AsyncLocalStorage(name="tests.concurrency.uvloop")
@@ -35,17 +34,6 @@ def _run_runner(main: Callable[[], Coroutine[Any, Any, Any]]) -> Any:
 RUNNERS = [pytest.param(_run_new_loop, id="new_event_loop")]
 if sys.version_info >= (3, 11):
     RUNNERS.append(pytest.param(_run_runner, id="Runner"))
-
-
-@pytest.fixture
-def threads_installed() -> Iterator[None]:
-    was = asynclocal.threads.installed()
-    asynclocal.threads.install()
-    try:
-        yield
-    finally:
-        if not was:
-            asynclocal.threads.uninstall()
 
 
 @pytest.mark.parametrize("run", RUNNERS)

@@ -6,19 +6,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from asynclocal import processes, threads
-
-
-@pytest.fixture
-def threads_installed() -> Iterator[None]:
-    """`asynclocal.threads.install()` for one test, undone afterwards."""
-    was = threads.installed()
-    threads.install()
-    try:
-        yield
-    finally:
-        if not was:
-            threads.uninstall()
+from asynclocal import processes
 
 
 @pytest.fixture

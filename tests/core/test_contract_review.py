@@ -858,18 +858,7 @@ async def test_overlapping_requests_never_mix() -> None:
 # ------------------------------------------------------------------------- threads
 
 
-@pytest.fixture
-def installed_threads() -> Iterator[None]:
-    was = threads.installed()
-    threads.install()
-    try:
-        yield
-    finally:
-        if not was:
-            threads.uninstall()
-
-
-def test_install_makes_a_plain_timer_carry_the_context(installed_threads: None) -> None:
+def test_install_makes_a_plain_timer_carry_the_context(threads_installed: None) -> None:
     als: AsyncLocalStorage[str] = AsyncLocalStorage()
     seen: list[str | None] = []
     timer = als.run("req", lambda: threading.Timer(0.001, lambda: seen.append(als.get_store())))
@@ -879,7 +868,7 @@ def test_install_makes_a_plain_timer_carry_the_context(installed_threads: None) 
     assert seen == ["started"]
 
 
-def test_install_covers_threadpoolexecutor_map(installed_threads: None) -> None:
+def test_install_covers_threadpoolexecutor_map(threads_installed: None) -> None:
     als: AsyncLocalStorage[int] = AsyncLocalStorage()
     with concurrent.futures.ThreadPoolExecutor(2) as pool:
         got = als.run(9, lambda: list(pool.map(lambda i: (i, als.get_store()), range(6))))
@@ -888,7 +877,7 @@ def test_install_covers_threadpoolexecutor_map(installed_threads: None) -> None:
     assert later == [None] * 4
 
 
-async def test_install_covers_run_in_executor_and_to_thread(installed_threads: None) -> None:
+async def test_install_covers_run_in_executor_and_to_thread(threads_installed: None) -> None:
     als: AsyncLocalStorage[str] = AsyncLocalStorage()
     loop = asyncio.get_running_loop()
 
@@ -903,7 +892,7 @@ async def test_install_covers_run_in_executor_and_to_thread(installed_threads: N
     assert results == [(f"r{i}",) * 3 for i in range(8)]
 
 
-def test_a_reused_pool_thread_never_sees_a_previous_jobs_store(installed_threads: None) -> None:
+def test_a_reused_pool_thread_never_sees_a_previous_jobs_store(threads_installed: None) -> None:
     als: AsyncLocalStorage[str] = AsyncLocalStorage()
 
     def leaky_job() -> str:

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 import uvloop
 
-from asynclocal import debug, hooks, threads
+from asynclocal import debug, hooks
 
 LOOP_FACTORIES: dict[str, Callable[[], asyncio.AbstractEventLoop]] = {
     "asyncio": asyncio.new_event_loop,
@@ -133,13 +133,3 @@ def run(request: pytest.FixtureRequest) -> Callable[[Coroutine[Any, Any, Any]], 
     return run_on_loop
 
 
-@pytest.fixture
-def threads_installed() -> Iterator[None]:
-    """`asynclocal.threads.install()` for one test, undone afterwards."""
-    was = threads.installed()
-    threads.install()
-    try:
-        yield
-    finally:
-        if not was:
-            threads.uninstall()
