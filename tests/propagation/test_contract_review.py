@@ -12,7 +12,6 @@ import asyncio
 import json
 import logging
 import random
-import threading
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -34,11 +33,11 @@ from asynclocal import current_request, propagation, with_request_context
 from asynclocal.integrations import httpx as al_httpx
 from asynclocal.integrations import opentelemetry as al_otel
 from asynclocal.integrations.aws_lambda import lambda_handler
-from asynclocal.logging import JsonFormatter
 from asynclocal.propagation import extract, inject
 from asynclocal.request import RequestRejected
 from asynclocal.web.flask import RequestContextExtension
 from asynclocal.web.starlette import install as install_starlette
+from tests.support.logs import JsonLines, capture_json_lines
 from tests.support.servers import run_uvicorn, run_waitress
 
 pytestmark = pytest.mark.timeout(60)
@@ -59,35 +58,10 @@ def _seen() -> dict[str, Any]:
     }
 
 
-class _Lines(logging.Handler):
-    """Keeps every formatted JSON line, per logger name."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.setFormatter(JsonFormatter())
-        self.lines: list[dict[str, Any]] = []
-        self._lock = threading.Lock()
-
-    def emit(self, record: logging.LogRecord) -> None:
-        line = json.loads(self.format(record))
-        with self._lock:
-            self.lines.append(line)
-
-
 @pytest.fixture
-def json_logs() -> Iterator[_Lines]:
-    handler = _Lines()
-    loggers = [logging.getLogger("review.a"), logging.getLogger("review.b")]
-    for lg in loggers:
-        lg.addHandler(handler)
-        lg.setLevel(logging.INFO)
-        lg.propagate = False
-    try:
-        yield handler
-    finally:
-        for lg in loggers:
-            lg.removeHandler(handler)
-            lg.propagate = True
+def json_logs() -> Iterator[JsonLines]:
+    with capture_json_lines("review.a", "review.b") as lines:
+        yield lines
 
 
 @pytest.fixture
@@ -169,7 +143,7 @@ def test_continuation_is_on_after_import() -> None:
 
 
 def test_a_to_b_one_trace_one_chain_in_otel_and_json_logs(
-    clean_config: None, otel: _Otel, json_logs: _Lines
+    clean_config: None, otel: _Otel, json_logs: JsonLines
 ) -> None:
     with run_waitress(_service_b()) as b_url:
         al_httpx.install(targets=[_hostport(b_url)])

@@ -16,7 +16,6 @@ import random
 import signal
 import subprocess
 import sys
-import threading
 import uuid
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -38,10 +37,10 @@ from starlette.routing import Route
 from asynclocal import current_request, propagation
 from asynclocal.integrations import httpx as al_httpx
 from asynclocal.integrations import opentelemetry as al_otel
-from asynclocal.logging import JsonFormatter
 from asynclocal.web.flask import RequestContextExtension
 from asynclocal.web.starlette import install as install_starlette
 from tests.queues.conftest import ROOT, START_TIMEOUT, CeleryWorker, _stop, worker_env
+from tests.support.logs import JsonLines, capture_json_lines
 from tests.support.servers import run_uvicorn, run_waitress
 
 pytestmark = pytest.mark.timeout(120)
@@ -84,33 +83,10 @@ def review_worker(
         _stop(proc, sig=signal.SIGQUIT)
 
 
-class _Lines(logging.Handler):
-    def __init__(self) -> None:
-        super().__init__()
-        self.setFormatter(JsonFormatter())
-        self.lines: list[dict[str, Any]] = []
-        self._lock = threading.Lock()
-
-    def emit(self, record: logging.LogRecord) -> None:
-        line = json.loads(self.format(record))
-        with self._lock:
-            self.lines.append(line)
-
-
 @pytest.fixture
-def json_logs() -> Iterator[_Lines]:
-    handler = _Lines()
-    loggers = [logging.getLogger("review.a"), logging.getLogger("review.b")]
-    for lg in loggers:
-        lg.addHandler(handler)
-        lg.setLevel(logging.INFO)
-        lg.propagate = False
-    try:
-        yield handler
-    finally:
-        for lg in loggers:
-            lg.removeHandler(handler)
-            lg.propagate = True
+def json_logs() -> Iterator[JsonLines]:
+    with capture_json_lines("review.a", "review.b") as lines:
+        yield lines
 
 
 @pytest.fixture
@@ -174,7 +150,7 @@ def test_one_request_through_two_services_and_a_worker(
     review_worker: tuple[CeleryWorker, Path],
     review_tasks: ModuleType,
     exporter: InMemorySpanExporter,
-    json_logs: _Lines,
+    json_logs: JsonLines,
 ) -> None:
     worker, worker_log = review_worker
     n = 8
