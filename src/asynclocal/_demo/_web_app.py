@@ -219,6 +219,7 @@ def build_app(secret: bytes, peer: httpx.AsyncClient) -> Starlette:
         return JSONResponse(
             {"error": exc.public_message, "request_id": al_request.request_id()},
             status_code=exc.status_code,
+            headers=dict(exc.headers),  # e.g. WWW-Authenticate on a 401
         )
 
     app = Starlette(

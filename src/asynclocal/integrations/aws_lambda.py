@@ -54,6 +54,7 @@ from ..request import (
     request_storage,
     run_request_initializers,
 )
+from ..request._rejected import joined_rejection_headers
 
 __all__ = ["XRAY_ENV", "lambda_handler", "parse_xray_trace_header", "request_context_for"]
 
@@ -186,8 +187,14 @@ def _finish(event: object, ctx: RequestContext, result: Any) -> Any:
 def _rejected(event: object, ctx: RequestContext, exc: RequestRejected) -> Any:
     if not _is_http_event(event):
         raise exc
+    # The id header stays ours; a repeated name is joined with ", " (one value per key).
+    headers = {
+        name: value
+        for name, value in joined_rejection_headers(exc).items()
+        if name.lower() != DEFAULT_REQUEST_ID_HEADER.lower()
+    }
     return _finish(
-        event, ctx, {"statusCode": exc.status_code, "body": exc.public_message, "headers": {}}
+        event, ctx, {"statusCode": exc.status_code, "body": exc.public_message, "headers": headers}
     )
 
 
@@ -253,7 +260,7 @@ def lambda_handler(
     (a dict with ``statusCode`` for an API Gateway/ALB/function URL event)
     gets the ``X-Request-ID`` and the context's response headers unless it
     sets them; a `RequestRejected` raised for such an event becomes its
-    status response. An ``async`` handler is wrapped into a plain function
+    status response with its ``headers``. An ``async`` handler is wrapped into a plain function
     (what the Lambda runtime calls) that runs it on an event loop kept per
     thread across invocations; `wrapper.invoke_async(event, context)` is the
     awaitable form for code that already runs a loop.

@@ -60,10 +60,15 @@ RefreshFn = Callable[[str], "Tokens | str | Awaitable[Tokens | str]"]
 
 
 class TokenRefreshError(RequestRejected):
-    """The request's access token was rejected and could not be refreshed. HTTP 401."""
+    """The request's access token was rejected and could not be refreshed. HTTP 401.
+
+    The response carries ``WWW-Authenticate: Bearer error="invalid_token"`` (RFC 6750
+    §3.1), telling the client to sign in again; ``headers=[...]`` replaces it.
+    """
 
     status_code = 401
     public_message = "Unauthorized"
+    headers = (("WWW-Authenticate", 'Bearer error="invalid_token"'),)
 
 
 class _RefreshState:

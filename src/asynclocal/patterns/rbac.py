@@ -49,10 +49,16 @@ Policy = Callable[..., "bool | Awaitable[bool]"]
 
 
 class Unauthenticated(RequestRejected):
-    """No user is attached to the request (or there is no request at all). HTTP 401."""
+    """No user is attached to the request (or there is no request at all). HTTP 401.
+
+    The response carries ``WWW-Authenticate: Bearer`` (RFC 9110 §11.6.1 requires a
+    challenge on every 401); pass ``headers=[("WWW-Authenticate", 'Bearer realm="api"')]``
+    or subclass to change it.
+    """
 
     status_code = 401
     public_message = "Unauthorized"
+    headers = (("WWW-Authenticate", "Bearer"),)
 
 
 class Forbidden(RequestRejected):

@@ -11,6 +11,7 @@ from ..request import (
     remove_request_initializer,
 )
 from ..request._context import REQUEST_CONTEXT_ARGS
+from ..request._scope import _LazyHeaders
 from . import _carrier
 from ._carrier import (
     PropagatedContext,
@@ -172,10 +173,13 @@ def _continuation_headers(cfg: PropagationConfig) -> frozenset[str]:
 def _initializer(ctx: RequestContext) -> None:
     try:
         headers = ctx.headers
-        names = _continuation_headers(get_config())
-        contains_any = getattr(headers, "contains_any", None)
+        cfg = get_config()
+        cached = _names_for  # _continuation_headers(cfg), its cache hit inlined
+        names = cached[1] if cached is not None and cached[0] is cfg else _continuation_headers(cfg)
         present = (
-            contains_any(names) if contains_any is not None else any(n in headers for n in names)
+            headers.contains_any(names)
+            if type(headers) is _LazyHeaders  # what the middlewares build
+            else any(n in headers for n in names)
         )
         if not present:
             # Nothing to continue (the common case): this request starts its own

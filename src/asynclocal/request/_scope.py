@@ -241,14 +241,14 @@ class RequestContextFactory:
                 incoming = text if incoming is None else f"{incoming}, {text}"
         client = scope.get("client")
         host = client[0] if client else None
-        ctx = AsgiRequestContext(
+        ctx = AsgiRequestContext._for_request(
             self._resolve(incoming, host),
-            method=scope.get("method", "GET"),
-            path=scope.get("path", ""),
-            client=f"{host}:{client[1]}" if client else None,
+            scope.get("method", "GET"),
+            scope.get("path", ""),
+            f"{host}:{client[1]}" if client else None,
+            _LazyHeaders(raw),
         )
         ctx._scope = scope
-        ctx.headers = _LazyHeaders(raw)
         return ctx
 
     def from_environ(self, environ: Mapping[str, Any]) -> RequestContext:
@@ -259,14 +259,13 @@ class RequestContextFactory:
         """
         host = environ.get("REMOTE_ADDR") or None
         port = environ.get("REMOTE_PORT")
-        ctx = RequestContext(
+        return RequestContext._for_request(
             self._resolve(environ.get(self._http_key), host),
-            method=environ.get("REQUEST_METHOD", "GET"),
-            path=_wsgi_text(environ.get("SCRIPT_NAME", "") + environ.get("PATH_INFO", "")),
-            client=(f"{host}:{port}" if port else host) if host else None,
+            environ.get("REQUEST_METHOD", "GET"),
+            _wsgi_text(environ.get("SCRIPT_NAME", "") + environ.get("PATH_INFO", "")),
+            (f"{host}:{port}" if port else host) if host else None,
+            _LazyHeaders(environ, True),
         )
-        ctx.headers = _LazyHeaders(environ, True)
-        return ctx
 
     def from_headers(
         self,

@@ -17,7 +17,7 @@ resource) for the whole handler. The id header and ``ctx.response_headers()``
 go on every response, including aiohttp's ``HTTPException`` responses (404,
 redirects), 500s from unhandled exceptions, and, with `setup`, responses the
 handler streams itself with ``StreamResponse.prepare``. `RequestRejected`
-answers with its status.
+answers with its status and headers.
 """
 
 from __future__ import annotations
@@ -131,6 +131,8 @@ def _build(factory: RequestContextFactory) -> Middleware:
                 raise
             except RequestRejected as exc:
                 response = _plain(exc.status_code, exc.public_message)
+                for name, value in exc.headers:
+                    response.headers.add(name, value)
             except Exception:
                 logger.exception(
                     "unhandled exception in aiohttp handler %s %r", ctx.method, ctx.path

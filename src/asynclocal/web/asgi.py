@@ -17,7 +17,8 @@ through untouched):
   ``ctx.response_headers()``, added when the response starts (also to the
   headers of ``websocket.accept``);
 * `RequestRejected` (raised by ``on_request`` or by the app before the
-  response started) becomes its ``status_code`` with ``public_message``;
+  response started) becomes its ``status_code`` with ``public_message`` and
+  its ``headers``;
 * an unhandled exception before the response started is answered with a 500
   carrying the id header, then re-raised so the server logs it (with a
   ``request_id=...`` note on Python 3.11+, so the traceback names the request). Wrapping
@@ -31,6 +32,7 @@ from collections.abc import Awaitable, Callable, MutableMapping
 from http import HTTPStatus
 from inspect import isawaitable
 from typing import Any
+from weakref import ref as _weakref
 
 from .._storage import _reset_or_restore
 from ..request import _context as _context_module
@@ -40,7 +42,6 @@ from ..request._scope import (
     SERVER_KEY,
     RequestContextFactory,
     factory_or_options,
-    mark_served,
     served_by_outer,
 )
 
@@ -115,7 +116,7 @@ class RequestContextMiddleware:
         except InvalidRequestId as exc:
             await self._reject_invalid(kind, send, exc)
             return
-        mark_served(scope, ctx)
+        scope[SERVER_KEY] = _weakref(ctx)  # mark_served(scope, ctx), inlined
         started = False
         header = self._header
 
@@ -127,7 +128,11 @@ class RequestContextMiddleware:
                     started = True
                     # A new list: the app's own list may be reused (a cached response).
                     # The id header is ours: one the app set is replaced, not doubled.
-                    headers = [h for h in message.get("headers", ()) if h[0].lower() != header]
+                    # (A plain loop: cheaper than a comprehension on Python 3.11.)
+                    headers = []
+                    for pair in message.get("headers", ()):
+                        if pair[0].lower() != header:
+                            headers.append(pair)
                     headers.append((header, ctx.request_id.encode()))
                     if ctx._response_headers or ctx._response_callbacks:
                         headers.extend(_encode(ctx.response_headers()))
@@ -136,7 +141,7 @@ class RequestContextMiddleware:
                     started = True
             await send(message)
 
-        var = request_storage.context_var
+        var = request_storage._var  # .context_var without the property call
         token = var.set(ctx)
         try:
             try:
@@ -154,7 +159,9 @@ class RequestContextMiddleware:
                 if kind == "websocket":
                     await send_with_id({"type": "websocket.close", "code": 1008})
                     return
-                await _send_plain(send_with_id, exc.status_code, exc.public_message, [])
+                await _send_plain(
+                    send_with_id, exc.status_code, exc.public_message, _encode(list(exc.headers))
+                )
             except Exception as exc:
                 # The server logs the traceback after the context is gone: name the request.
                 if hasattr(exc, "add_note"):
@@ -166,7 +173,10 @@ class RequestContextMiddleware:
         finally:
             # Set and reset happen in this coroutine, so normally in one Context;
             # _reset_or_restore covers being resumed from another one.
-            _reset_or_restore(var, token, ctx, None)
+            try:
+                var.reset(token)
+            except ValueError:
+                _reset_or_restore(var, token, ctx, None)
 
     async def _reject_invalid(self, kind: str, send: Send, exc: InvalidRequestId) -> None:
         fresh = self.factory.policy.new_id()

@@ -17,7 +17,7 @@ Put it first so every other middleware, view and the 500 handler run inside
 the request's context. The response gets the id header (also on Django's own
 404/500 responses) and ``ctx.response_headers()``; ``ctx.route`` is set from
 ``resolver_match.route`` before the view runs; `RequestRejected` answers with
-its status; a streamed body keeps the context until its last chunk. Async
+its status and headers; a streamed body keeps the context until its last chunk. Async
 ``on_request`` hooks need an ASGI deployment.
 """
 
@@ -38,6 +38,7 @@ except ImportError as exc:  # pragma: no cover - depends on the environment
 
 from ..request._context import RequestContext, RequestRejected, request_storage
 from ..request._ids import InvalidRequestId
+from ..request._rejected import joined_rejection_headers
 from ..request._scope import RequestContextFactory, served_by_outer
 
 __all__ = ["SETTINGS_NAME", "RequestContextMiddleware"]
@@ -61,6 +62,16 @@ def _factory_from_settings() -> RequestContextFactory:
 
 def _plain(status: int, text: str) -> HttpResponse:
     return HttpResponse(text, status=status, content_type="text/plain; charset=utf-8")
+
+
+def _rejected(exc: RequestRejected) -> HttpResponse:
+    # Django keeps one value per header name: repeated names are joined with ", ".
+    return HttpResponse(
+        exc.public_message,
+        status=exc.status_code,
+        content_type="text/plain; charset=utf-8",
+        headers=joined_rejection_headers(exc) if exc.headers else None,
+    )
 
 
 def _sync_chunks(ctx: RequestContext, chunks: Iterator[bytes]) -> Iterator[bytes]:
@@ -112,7 +123,7 @@ class RequestContextMiddleware:
                 self.factory.start_sync(ctx)
                 response = self.get_response(request)
             except RequestRejected as exc:
-                response = _plain(exc.status_code, exc.public_message)
+                response = _rejected(exc)
         return self._finish(ctx, response)
 
     async def _acall(self, request: HttpRequest) -> HttpResponseBase:
@@ -132,7 +143,7 @@ class RequestContextMiddleware:
                 get_response = self.get_response
                 response = await get_response(request)
             except RequestRejected as exc:
-                response = _plain(exc.status_code, exc.public_message)
+                response = _rejected(exc)
         return self._finish(ctx, response)
 
     def process_view(
@@ -145,7 +156,7 @@ class RequestContextMiddleware:
 
     def process_exception(self, request: HttpRequest, exception: Exception) -> HttpResponse | None:
         if isinstance(exception, RequestRejected):
-            return _plain(exception.status_code, exception.public_message)
+            return _rejected(exception)
         return None
 
     # -- helpers ------------------------------------------------------------

@@ -14,7 +14,7 @@ Usage::
 `init_app` wraps ``app.wsgi_app`` in `asynclocal.web.wsgi.RequestContextMiddleware`
 (so Flask's own 500 pages carry the id header), sets ``ctx.route`` to the
 matched ``url_rule`` before each view, and answers `RequestRejected` with its
-status and public message.
+status, public message and headers.
 """
 
 from __future__ import annotations
@@ -43,7 +43,9 @@ def _set_route() -> None:
 
 
 def _rejected(exc: RequestRejected) -> Response:
-    return Response(exc.public_message, status=exc.status_code, mimetype="text/plain")
+    return Response(
+        exc.public_message, status=exc.status_code, headers=list(exc.headers), mimetype="text/plain"
+    )
 
 
 class RequestContextExtension:

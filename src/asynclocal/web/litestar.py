@@ -12,7 +12,7 @@ application, so every response (404s for unknown paths and Litestar's own
 500s included) carries the id header; ``ctx.route`` is Litestar's path
 template (``/items/{item_id}``). As a route-level middleware instead
 (``middleware=[middleware()]``) it only sees requests that matched a route.
-`EXCEPTION_HANDLERS` answers `RequestRejected` with its status.
+`EXCEPTION_HANDLERS` answers `RequestRejected` with its status and headers.
 """
 
 from __future__ import annotations
@@ -28,6 +28,7 @@ except ImportError as exc:  # pragma: no cover - depends on the environment
     ) from exc
 
 from ..request._context import RequestRejected
+from ..request._rejected import joined_rejection_headers
 from ..request._scope import RequestContextFactory, factory_or_options
 from .asgi import ASGIApp, RequestContextMiddleware
 
@@ -35,10 +36,18 @@ __all__ = ["EXCEPTION_HANDLERS", "middleware", "request_rejected_handler", "wrap
 
 
 def request_rejected_handler(request: Request[Any, Any, Any], exc: Exception) -> Response[str]:
-    """Litestar exception handler answering `RequestRejected` with its status and message."""
+    """Litestar exception handler answering `RequestRejected` with its status, message, headers.
+
+    Repeated header names are joined with ``", "`` (Litestar keeps one value per name).
+    """
     if not isinstance(exc, RequestRejected):  # pragma: no cover - registered for it only
         raise exc
-    return Response(exc.public_message, status_code=exc.status_code, media_type=MediaType.TEXT)
+    return Response(
+        exc.public_message,
+        status_code=exc.status_code,
+        media_type=MediaType.TEXT,
+        headers=joined_rejection_headers(exc) if exc.headers else None,
+    )
 
 
 #: ``exception_handlers={**EXCEPTION_HANDLERS}`` for `Litestar(...)`.

@@ -11,7 +11,7 @@ Usage::
 Starlette's ``ServerErrorMiddleware``, so the framework's own 500 response
 (its debug page or your ``exception_handlers[500]``) goes out with the id
 header, and registers an exception handler so `RequestRejected` raised in a
-route answers with its status. ``app.add_middleware(RequestContextMiddleware)``
+route answers with its status and headers. ``app.add_middleware(RequestContextMiddleware)``
 works too; there the middleware answers unhandled exceptions itself with a
 plain 500 carrying the id, because Starlette's error page would bypass it.
 """
@@ -39,10 +39,13 @@ _INSTALLED = "_asynclocal_request_context"
 
 
 async def request_rejected_handler(request: Request, exc: Exception) -> Response:
-    """Starlette exception handler answering `RequestRejected` with its status and message."""
+    """Starlette exception handler answering `RequestRejected` with its status, message, headers."""
     if not isinstance(exc, RequestRejected):  # pragma: no cover - registered for it only
         raise exc
-    return PlainTextResponse(exc.public_message, status_code=exc.status_code)
+    response = PlainTextResponse(exc.public_message, status_code=exc.status_code)
+    for name, value in exc.headers:
+        response.headers.append(name, value)
+    return response
 
 
 def install(

@@ -15,7 +15,8 @@ Guarantees:
   (generator) body, until ``close()``;
 * every response carries the request id header and
   ``ctx.response_headers()``, added when ``start_response`` is called;
-* `RequestRejected` becomes its ``status_code`` with ``public_message``; an
+* `RequestRejected` becomes its ``status_code`` with ``public_message`` and
+  its ``headers``; an
   unhandled exception before the response started is logged (logger
   ``asynclocal.web``, inside the request's context) and answered with a 500
   carrying the id header.
@@ -146,7 +147,9 @@ class RequestContextMiddleware:
             factory.start_sync(ctx)
             return self.app(environ, start_with_id)
         except RequestRejected as exc:
-            start_with_id(_status_line(exc.status_code), [_TEXT_PLAIN], sys.exc_info())
+            start_with_id(
+                _status_line(exc.status_code), [_TEXT_PLAIN, *exc.headers], sys.exc_info()
+            )
             return [exc.public_message.encode("utf-8")]
         except Exception:
             logger.exception("unhandled exception in WSGI app %s %r", ctx.method, ctx.path)
