@@ -12,8 +12,6 @@ from ._config import PropagationConfig, get_config
 from ._w3c import (
     format_baggage,
     format_traceparent,
-    new_span_id,
-    new_trace_id,
     parse_baggage,
     parse_traceparent,
     parse_tracestate,
@@ -280,11 +278,8 @@ def write_fields(
             if span.tracestate:
                 carrier["tracestate"] = span.tracestate
         elif ctx is not None:
-            if ctx.trace_id is None:
-                ctx.trace_id = new_trace_id()
-            if ctx.span_id is None:
-                ctx.span_id = new_span_id()
-            carrier["traceparent"] = format_traceparent(ctx.trace_id, ctx.span_id, trace_flags(ctx))
+            trace_id, span_id = ctx.ensure_trace()
+            carrier["traceparent"] = format_traceparent(trace_id, span_id, trace_flags(ctx))
             if ctx.tracestate:
                 carrier["tracestate"] = ctx.tracestate
     members: dict[str, str] = dict(baggage) if baggage else {}

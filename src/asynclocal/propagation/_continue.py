@@ -12,6 +12,7 @@ from ..request import (
 )
 from ..request._context import REQUEST_CONTEXT_ARGS
 from ..request._scope import _LazyHeaders
+from ..request._trace_ids import new_span_id, new_trace_and_span_ids
 from . import _carrier
 from ._carrier import (
     PropagatedContext,
@@ -20,7 +21,6 @@ from ._carrier import (
     new_request_id,
 )
 from ._config import PropagationConfig, get_config
-from ._w3c import new_span_id, new_trace_and_span_ids, new_trace_id
 
 _NOTHING = PropagatedContext()
 
@@ -195,8 +195,7 @@ def _initializer(ctx: RequestContext) -> None:
         continue_context(ctx, extract_with(headers.get))
     except Exception:  # never fail a request over propagation
         if ctx.trace_id is None:
-            ctx.trace_id = new_trace_id()
-            ctx.span_id = new_span_id()
+            ctx.trace_id, ctx.span_id = new_trace_and_span_ids()
 
 
 def install() -> None:

@@ -6,11 +6,17 @@ could be parsed), never an exception, because it comes from the network.
 
 from __future__ import annotations
 
-import os
 import re
 from collections.abc import Iterable, Mapping
 from typing import NamedTuple
 from urllib.parse import quote, unquote
+
+from ..request._trace_ids import (
+    ZERO_SPAN,
+    ZERO_TRACE,
+    new_span_id,
+    new_trace_id,
+)
 
 __all__ = [
     "BAGGAGE_MAX_BYTES",
@@ -34,8 +40,6 @@ TRACESTATE_MAX_MEMBERS = 32
 _TRACEPARENT_RE = re.compile(
     r"([0-9a-f]{2})-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})(-[^\x00-\x1f]*)?\Z"
 )
-_ZERO_TRACE = "0" * 32
-_ZERO_SPAN = "0" * 16
 # RFC 7230 token characters: the W3C Baggage key grammar.
 _TOKEN_RE = re.compile(r"^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$")
 # W3C Trace Context tracestate key and value grammar.
@@ -55,33 +59,6 @@ class TraceParent(NamedTuple):
     trace_flags: int
 
 
-def new_trace_id() -> str:
-    """A random, valid (non-zero) 32-hex-digit W3C trace id."""
-    while True:
-        value = os.urandom(16).hex()
-        if value != _ZERO_TRACE:
-            return value
-
-
-def new_span_id() -> str:
-    """A random, valid (non-zero) 16-hex-digit W3C span (parent) id."""
-    while True:
-        value = os.urandom(8).hex()
-        if value != _ZERO_SPAN:
-            return value
-
-
-def new_trace_and_span_ids() -> tuple[str, str]:
-    """A fresh (trace id, span id) pair from one read of the system's random source."""
-    raw = os.urandom(24).hex()
-    trace_id, span_id = raw[:32], raw[32:]
-    if trace_id == _ZERO_TRACE:
-        trace_id = new_trace_id()
-    if span_id == _ZERO_SPAN:
-        span_id = new_span_id()
-    return trace_id, span_id
-
-
 def parse_traceparent(header: object) -> TraceParent | None:
     """Parse a ``traceparent`` value; None when it is malformed in any way.
 
@@ -97,7 +74,7 @@ def parse_traceparent(header: object) -> TraceParent | None:
     version, trace_id, span_id, flags, rest = match.groups()
     if version == "ff" or (version == "00" and rest):
         return None
-    if trace_id == _ZERO_TRACE or span_id == _ZERO_SPAN:
+    if trace_id == ZERO_TRACE or span_id == ZERO_SPAN:
         return None
     return TraceParent(trace_id, span_id, int(flags, 16))
 

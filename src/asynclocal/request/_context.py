@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import inspect
-import os
 import re
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
@@ -12,6 +11,7 @@ from typing import Any, TypeVar
 
 from .._storage import AsyncLocalStorage
 from ._rejected import RequestRejected
+from ._trace_ids import new_trace_and_span_ids
 
 __all__ = [
     "NoRequestContext",
@@ -30,8 +30,6 @@ _C = TypeVar("_C", bound="RequestContext")
 _new_object = object.__new__
 _wall_clock = time.time
 _perf_counter = time.perf_counter
-_ZERO_TRACE = "0" * 32  # W3C: an all-zero trace or span id is invalid
-_ZERO_SPAN = "0" * 16
 _CONTROL_CHARS = re.compile(r"[\x00-\x1f\x7f]")
 
 
@@ -241,7 +239,7 @@ class RequestContext:
     def trace_id(self) -> str | None:
         """The W3C trace id (32 hex digits), or None when no trace was started."""
         if self._trace_id is None and self._trace_lazy:
-            self._start_trace()
+            self.ensure_trace()
         return self._trace_id
 
     @trace_id.setter
@@ -252,7 +250,7 @@ class RequestContext:
     def span_id(self) -> str | None:
         """This request's W3C span id (16 hex digits), or None when no trace was started."""
         if self._span_id is None and self._trace_lazy:
-            self._start_trace()
+            self.ensure_trace()
         return self._span_id
 
     @span_id.setter
@@ -267,13 +265,17 @@ class RequestContext:
         """
         self._trace_lazy = True
 
-    def _start_trace(self) -> None:
+    def ensure_trace(self) -> tuple[str, str]:
+        """Make this request's trace and span ids now where missing; return both."""
         self._trace_lazy = False
-        raw = os.urandom(24).hex()
-        if self._trace_id is None:
-            self._trace_id = raw[:32] if raw[:32] != _ZERO_TRACE else "0" * 31 + "1"
-        if self._span_id is None:
-            self._span_id = raw[32:] if raw[32:] != _ZERO_SPAN else "0" * 15 + "1"
+        trace_id, span_id = self._trace_id, self._span_id
+        if trace_id is None or span_id is None:
+            fresh_trace, fresh_span = new_trace_and_span_ids()
+            if trace_id is None:
+                trace_id = self._trace_id = fresh_trace
+            if span_id is None:
+                span_id = self._span_id = fresh_span
+        return trace_id, span_id
 
     # -- cookies ----------------------------------------------------------
 
