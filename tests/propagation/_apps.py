@@ -54,25 +54,32 @@ async def _json(send: Any, status: int, payload: Any, headers: list[tuple[bytes,
     await send({"type": "http.response.body", "body": body})
 
 
+async def _lifespan_or_redirect(scope: dict[str, Any], receive: Any, send: Any) -> bool:
+    """Serve a lifespan scope or ``/redirect?to=URL`` (302); True when it answered."""
+    if scope["type"] == "lifespan":
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                await send({"type": "lifespan.startup.complete"})
+            else:
+                await send({"type": "lifespan.shutdown.complete"})
+                return True
+    if scope["path"] == "/redirect":
+        query = parse_qs(scope.get("query_string", b"").decode())
+        target = query["to"][0].encode()
+        await send(
+            {"type": "http.response.start", "status": 302, "headers": [(b"location", target)]}
+        )
+        await send({"type": "http.response.body", "body": b""})
+        return True
+    return False
+
+
 def service_app(
     name: str, downstream: Callable[[], str | None] | None = None, *, jitter: float = 0.0
 ) -> Any:
     async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
-        if scope["type"] == "lifespan":
-            while True:
-                message = await receive()
-                if message["type"] == "lifespan.startup":
-                    await send({"type": "lifespan.startup.complete"})
-                else:
-                    await send({"type": "lifespan.shutdown.complete"})
-                    return
-        query = parse_qs(scope.get("query_string", b"").decode())
-        if scope["path"] == "/redirect":
-            target = query["to"][0].encode()
-            await send(
-                {"type": "http.response.start", "status": 302, "headers": [(b"location", target)]}
-            )
-            await send({"type": "http.response.body", "body": b""})
+        if await _lifespan_or_redirect(scope, receive, send):
             return
         received = {k.decode().lower(): v.decode() for k, v in scope["headers"]}
         if jitter:
@@ -94,21 +101,7 @@ def echo_app() -> Any:
     """A third-party-like server without asynclocal: echoes the headers it received."""
 
     async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
-        if scope["type"] == "lifespan":
-            while True:
-                message = await receive()
-                if message["type"] == "lifespan.startup":
-                    await send({"type": "lifespan.startup.complete"})
-                else:
-                    await send({"type": "lifespan.shutdown.complete"})
-                    return
-        query = parse_qs(scope.get("query_string", b"").decode())
-        if scope["path"] == "/redirect":
-            target = query["to"][0].encode()
-            await send(
-                {"type": "http.response.start", "status": 302, "headers": [(b"location", target)]}
-            )
-            await send({"type": "http.response.body", "body": b""})
+        if await _lifespan_or_redirect(scope, receive, send):
             return
         received = {k.decode().lower(): v.decode() for k, v in scope["headers"]}
         await _json(send, 200, {"received": received}, [])
