@@ -18,6 +18,7 @@ behind an optional extra.
 
 from ._resource import AsyncResource
 from ._storage import AsyncLocalStorage, StorageScope
+from .errors import AsyncLocalError, NoRequestContextError, RequestRejected
 from .request import (
     NoRequestContext,
     RequestContext,
@@ -28,10 +29,13 @@ from .request import (
 )
 
 __all__ = [
+    "AsyncLocalError",
     "AsyncLocalStorage",
     "AsyncResource",
     "NoRequestContext",
+    "NoRequestContextError",
     "RequestContext",
+    "RequestRejected",
     "StorageScope",
     "current_request",
     "request_id",

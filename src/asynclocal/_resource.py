@@ -81,9 +81,7 @@ class AsyncResource:
         self._destroyed = False
         ctx = copy_context()
         # A weak reference: the captured context is owned by the resource itself.
-        ctx.run(
-            _async_ids.frame_var.set, (self._async_id, trigger_async_id, weakref.ref(self))
-        )
+        ctx.run(_async_ids.frame_var.set, (self._async_id, trigger_async_id, weakref.ref(self)))
         self._copy = ctx.copy
         # runner(fn, *args, **kwargs): fn in a fresh copy of ctx (in C when accelerated).
         self._runner = make_runner(ctx)

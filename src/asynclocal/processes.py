@@ -30,6 +30,7 @@ from typing import Any, Generic, ParamSpec, TypeVar
 
 from ._patching import Patches
 from ._storage import _MISSING, cross_process_storages, find_cross_process_storage
+from .errors import CrossProcessError, StoreNotPicklableError, UnknownStorageError
 
 __all__ = [
     "CrossProcessError",
@@ -50,18 +51,6 @@ R = TypeVar("R")
 
 #: What travels with a job: (storage name, pickled store) pairs.
 Payload = tuple[tuple[str, bytes], ...]
-
-
-class CrossProcessError(RuntimeError):
-    """A store could not be carried into another process."""
-
-
-class StoreNotPicklableError(CrossProcessError, TypeError):
-    """A cross-process storage holds a store that `pickle` cannot serialise."""
-
-
-class UnknownStorageError(CrossProcessError, LookupError):
-    """The worker has no cross-process storage with the name the job was sent with."""
 
 
 def capture() -> Payload:

@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .._storage import _MISSING, cross_process_storages, find_cross_process_storage, live_storages
-from ..processes import CrossProcessError
+from ..errors import ContextNotSerializableError
 from ..propagation import continue_request as _continue_request
 from ..propagation import extract, get_config, inject
 from ..request import RequestContext, request_storage, run_request_initializers
@@ -53,14 +53,6 @@ _VERSION = 1
 _MAX_FIELDS = 64
 
 logger = logging.getLogger("asynclocal.integrations")
-
-
-class ContextNotSerializableError(CrossProcessError, TypeError):
-    """A cross-process store or a carried app field cannot be encoded as JSON.
-
-    Raised when the task is published, before anything is sent. The message
-    names the storage (or field) and the type that failed.
-    """
 
 
 @dataclass(frozen=True)

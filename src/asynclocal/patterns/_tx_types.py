@@ -7,6 +7,14 @@ import threading
 import weakref
 from typing import Any, Generic, TypeVar
 
+from ..errors import (
+    IllegalTransactionState,
+    NoActiveTransaction,
+    NoTransactionManager,
+    TransactionError,
+    TransactionRolledBack,
+)
+
 __all__ = [
     "IllegalTransactionState",
     "NoActiveTransaction",
@@ -18,31 +26,6 @@ __all__ = [
 ]
 
 S = TypeVar("S")
-
-
-class TransactionError(Exception):
-    """Base class of every error raised by `asynclocal.patterns.transactions`."""
-
-
-class NoActiveTransaction(TransactionError, LookupError):
-    """No transaction is active where one is required (`current_session()`, `MANDATORY`)."""
-
-
-class IllegalTransactionState(TransactionError, RuntimeError):
-    """The transaction cannot be used from here (`NEVER` inside one, wrong thread, ended...)."""
-
-
-class TransactionRolledBack(TransactionError):
-    """The block ended normally but its transaction was marked rollback-only, so it rolled back.
-
-    Raised when code that joined the transaction failed (its exception was
-    caught by the caller) or called `Transaction.set_rollback_only()`: the work
-    done so far was not committed.
-    """
-
-
-class NoTransactionManager(TransactionError, LookupError):
-    """A module-level helper found no `TransactionManager` to use."""
 
 
 class Propagation(str, enum.Enum):

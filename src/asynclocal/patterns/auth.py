@@ -23,6 +23,8 @@ requests never see this request's tokens or its lock.
 
 from __future__ import annotations
 
+from ..errors import TokenRefreshError
+
 try:
     import httpx
 except ImportError as exc:  # pragma: no cover - depends on the environment
@@ -37,7 +39,7 @@ import weakref
 from collections.abc import AsyncGenerator, Awaitable, Callable, Generator, Mapping
 from dataclasses import dataclass
 
-from ..request._context import RequestContext, RequestRejected, current_request
+from ..request._context import RequestContext, current_request
 
 __all__ = ["ContextBearerAuth", "TokenRefreshError", "Tokens", "refresh_count"]
 
@@ -57,18 +59,6 @@ class Tokens:
 
 #: ``refresh(refresh_token) -> Tokens | str`` (or an awaitable of it, for the async flow).
 RefreshFn = Callable[[str], "Tokens | str | Awaitable[Tokens | str]"]
-
-
-class TokenRefreshError(RequestRejected):
-    """The request's access token was rejected and could not be refreshed. HTTP 401.
-
-    The response carries ``WWW-Authenticate: Bearer error="invalid_token"`` (RFC 6750
-    §3.1), telling the client to sign in again; ``headers=[...]`` replaces it.
-    """
-
-    status_code = 401
-    public_message = "Unauthorized"
-    headers = (("WWW-Authenticate", 'Bearer error="invalid_token"'),)
 
 
 class _RefreshState:

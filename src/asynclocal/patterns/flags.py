@@ -30,6 +30,7 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
 
+from ..errors import UnknownFlagError
 from ..request._context import RequestContext, request_storage
 from ._user import as_name_set, user_attr
 
@@ -37,10 +38,6 @@ __all__ = ["FeatureFlags", "Flag", "UnknownFlagError", "bucket_of", "evaluated_f
 
 _KEY = "asynclocal.flags"
 _MISSING: Any = object()
-
-
-class UnknownFlagError(KeyError):
-    """Raised for a flag name that was never defined (and no default was given)."""
 
 
 def bucket_of(flag: str, user_id: str) -> float:

@@ -26,7 +26,8 @@ from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, ParamSpec, TypeVar, cast
 
-from ..request._context import RequestContext, RequestRejected, request_storage
+from ..errors import Forbidden, Unauthenticated
+from ..request._context import RequestContext, request_storage
 from ._user import as_name_set, user_attr
 
 __all__ = [
@@ -46,31 +47,6 @@ R = TypeVar("R")
 #: An object-level rule: ``policy(principal, *args, **kwargs) -> bool`` (or an awaitable of bool
 #: in async code). With `requires`, it receives the decorated function's arguments.
 Policy = Callable[..., "bool | Awaitable[bool]"]
-
-
-class Unauthenticated(RequestRejected):
-    """No user is attached to the request (or there is no request at all). HTTP 401.
-
-    The response carries ``WWW-Authenticate: Bearer`` (RFC 9110 §11.6.1 requires a
-    challenge on every 401); pass ``headers=[("WWW-Authenticate", 'Bearer realm="api"')]``
-    or subclass to change it.
-    """
-
-    status_code = 401
-    public_message = "Unauthorized"
-    headers = (("WWW-Authenticate", "Bearer"),)
-
-
-class Forbidden(RequestRejected):
-    """The request's user may not do this. HTTP 403; `reason` says which rule denied it."""
-
-    status_code = 403
-    public_message = "Forbidden"
-
-    def __init__(self, reason: str, *, user_id: str | None = None) -> None:
-        super().__init__(f"forbidden for user {user_id!r}: {reason}")
-        self.reason = reason
-        self.user_id = user_id
 
 
 @dataclass(frozen=True)

@@ -16,6 +16,7 @@ from types import MappingProxyType
 from typing import Any, NoReturn, TypeVar
 
 from .._storage import AsyncLocalStorage, StorageScope
+from ..errors import ReadOnlyError, ScopeNotActive
 from ..request._context import RequestContext, request_storage
 from ..request._scope import RequestContextFactory, with_request_context
 
@@ -33,20 +34,6 @@ __all__ = [
 T = TypeVar("T")
 R = TypeVar("R")
 _MISSING: Any = object()
-
-
-class ScopeNotActive(LookupError):
-    """Raised when a `RequestScope` is read or written outside any `run`."""
-
-
-class ReadOnlyError(TypeError):
-    """Raised on any attempt to change a value through a `readonly` view."""
-
-    def __init__(self, what: str) -> None:
-        super().__init__(
-            f"{what}: this is a read-only view of the request's store; change it only in the "
-            "code that owns the request (RequestScope.set / RequestContext.set)"
-        )
 
 
 class RequestScope:

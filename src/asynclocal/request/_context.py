@@ -10,6 +10,7 @@ from http.cookies import CookieError, SimpleCookie
 from typing import Any, TypeVar
 
 from .._storage import AsyncLocalStorage
+from ..errors import NoRequestContext
 from ._rejected import RequestRejected
 from ._trace_ids import new_trace_and_span_ids
 
@@ -31,22 +32,6 @@ _new_object = object.__new__
 _wall_clock = time.time
 _perf_counter = time.perf_counter
 _CONTROL_CHARS = re.compile(r"[\x00-\x1f\x7f]")
-
-
-class NoRequestContext(LookupError):
-    """Raised by `current_request()` when the calling code does not serve a request."""
-
-    def __init__(self, message: str | None = None) -> None:
-        super().__init__(
-            message
-            or "no request context is active here. Install the request middleware for your "
-            "framework (asynclocal.web.asgi.RequestContextMiddleware for Starlette/FastAPI/"
-            "Litestar/Django ASGI, asynclocal.web.wsgi.RequestContextMiddleware for Flask/"
-            "Django WSGI, asynclocal.web.aiohttp.request_context_middleware for aiohttp), or "
-            "wrap the code in asynclocal.with_request_context(request, handler). Work started "
-            "in a thread, process or task queue also needs asynclocal.threads/processes "
-            "propagation."
-        )
 
 
 class RequestContext:

@@ -14,7 +14,7 @@ import os
 import re
 from collections.abc import Callable, Iterable
 
-from ._context import RequestRejected
+from ..errors import InvalidRequestId
 
 __all__ = [
     "DEFAULT_REQUEST_ID_HEADER",
@@ -35,16 +35,6 @@ _SAFE = re.compile(r"[\x21-\x7e]{1,1024}").fullmatch
 _urandom = os.urandom
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
-
-
-class InvalidRequestId(RequestRejected):
-    """The incoming request id was invalid and the policy rejects instead of replacing.
-
-    Answered with 400 by every integration; the body never contains the value.
-    """
-
-    status_code = 400
-    public_message = "Invalid request id header"
 
 
 def generate_request_id() -> str:
