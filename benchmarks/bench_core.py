@@ -4,7 +4,7 @@ Run: ``.venv/bin/python benchmarks/bench_core.py [--quick]``
 
 Each row is the minimum over many short, interleaved ``timeit`` runs, for asynclocal and for the
 stdlib baseline, inside a context that holds 1, 10 or 100 other context variables.
-The ratio is ours / baseline; the target is the issue's budget for that row.
+The ratio is ours / baseline; the target is the budget for that row.
 
 The rows are measured twice: in this process, with the C accelerator (``asynclocal._speedups``)
 when it is built, and in a subprocess with ``ASYNCLOCAL_PURE_PYTHON=1`` (the pure-Python

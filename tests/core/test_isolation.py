@@ -1,4 +1,4 @@
-"""Seed 002's isolation experiment: thousands of overlapping requests on one loop.
+"""Isolation under load: thousands of overlapping requests on one loop.
 
 Every request runs in `als.run(its own store, handler)` and, at every step
 (random awaits, loop callbacks, gather, TaskGroup, wait_for timeouts,

@@ -1,4 +1,4 @@
-"""AsyncLocalStorage semantics, one test per bullet of DESIGN §2."""
+"""AsyncLocalStorage semantics, one test per documented rule."""
 
 from __future__ import annotations
 

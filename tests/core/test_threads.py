@@ -133,7 +133,7 @@ async def test_run_in_executor_and_to_thread_carry_the_store() -> None:
 
 
 async def test_pbkdf2_jobs_in_parallel_each_callback_sees_its_own_store() -> None:
-    # Seed 002's thread-pool experiment: four CPU-heavy jobs at once in the pool;
+    # Four CPU-heavy jobs at once in the pool;
     # the completion callback back on the loop sees the request that started it.
     loop = asyncio.get_running_loop()
     seen: dict[str, Any] = {}

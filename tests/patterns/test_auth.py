@@ -173,7 +173,7 @@ def test_rejects_bad_configuration() -> None:
 
 
 def test_through_the_middleware_many_browsers(auth_world: AuthWorld) -> None:
-    """A front service reads tokens from cookies and calls the API with them (the seed's SSR)."""
+    """A front service reads tokens from cookies and calls the API with them (server rendering)."""
     auth = ContextBearerAuth(token_url=auth_world.token_url)
 
     async def fetch_me(api: httpx.AsyncClient) -> str:  # no token parameter: it's in the context

@@ -1,4 +1,4 @@
-"""RBAC: roles, permissions and the seed's room-rename rule, in code and through real servers."""
+"""RBAC: roles, permissions and the room-rename rule, in code and through real servers."""
 
 from __future__ import annotations
 

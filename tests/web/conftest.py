@@ -13,6 +13,7 @@ from urllib.parse import urlsplit
 import pytest
 
 from asynclocal import request_id
+from tests.web._apps import Captured
 
 HEX32 = re.compile(r"[0-9a-f]{32}")
 
@@ -167,3 +168,18 @@ def assert_not_echoed(
                 assert text not in value
         if logs is not None:
             assert text not in logs.text()
+
+
+@pytest.fixture
+def logs() -> Iterator[Captured]:
+    """Every root-logger line (INFO and up) for one test, each with its request id."""
+    handler = Captured()
+    root = logging.getLogger()
+    old_level = root.level
+    root.setLevel(logging.INFO)
+    root.addHandler(handler)
+    try:
+        yield handler
+    finally:
+        root.removeHandler(handler)
+        root.setLevel(old_level)

@@ -1,7 +1,7 @@
 """The web demo's example service (Starlette), built only from asynclocal's public pieces.
 
 * `asynclocal.web.starlette.install` with an ``on_request`` hook reading the user
-  from the ``access_token`` cookie (the seed's access-token middleware);
+  from the ``access_token`` cookie (an access-token middleware);
 * ``@requires``/``authorize`` policies: payments are readable by their owner and
   by auditors, a room may be renamed only by the agent who created it (403 else);
 * ``@transactional`` on an embedded SQLite database, the service run in a worker

@@ -43,7 +43,7 @@ REFRESH = "rt"
 
 
 def payment_owner(payment_id: int) -> str:
-    """Who owns payment `payment_id` (the seeded database follows this rule)."""
+    """Who owns payment `payment_id` (the demo database is filled by this rule)."""
     return ("alice", "bob", "dave")[payment_id % 3]
 
 

@@ -1,6 +1,7 @@
 """httpx auth that sends the current request's token and refreshes it once per request.
 
-Needs the ``httpx`` extra. The seed's ``fetchMe`` / ``fetchWithAutoRefresh``::
+Needs the ``httpx`` extra. A call that carries the request's token and refreshes it once
+when it has expired::
 
     auth = ContextBearerAuth(token_url="https://auth.internal/token")
     api = httpx.AsyncClient(base_url="https://api.internal", auth=auth)

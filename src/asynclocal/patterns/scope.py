@@ -1,6 +1,6 @@
 """Request-scoped values without passing them around, and read-only views for safe sharing.
 
-* `RequestScope`: the seed's class over an `AsyncLocalStorage` with
+* `RequestScope`: a small class over an `AsyncLocalStorage` with
   ``run`` / ``get`` / ``set`` / ``set_if_absent``: each ``run`` gets its own dict.
 * `readonly(value)`: a view that refuses mutation, for code that must read the
   store but not change it (the store is shared by the whole request, so one
@@ -313,7 +313,7 @@ async def run_with_context(
 ) -> list[Any]:
     """Run `tasks` one after another under one request context; return their results.
 
-    The Python form of the seed's ``runWithContext(req, res, ...tasks)``.
+    The Python form of Node's ``runWithContext(req, res, ...tasks)`` helper.
     `request` is a ready `RequestContext` (used as is) or a mapping of
     headers, from which a context is built as `with_request_context` does
     (id policy, initializers, ``on_request`` from `factory`/`options`). Each

@@ -1,4 +1,4 @@
-"""Per-request timing of nested calls (the seed's ``@LogTimeTaken``), with ``Server-Timing``.
+"""Per-request timing of nested calls (a ``@LogTimeTaken`` decorator), with ``Server-Timing``.
 
 ::
 

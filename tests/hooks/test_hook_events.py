@@ -1,4 +1,4 @@
-"""An outside reviewer's tests of DESIGN §4 / issue 4, written from the contract alone.
+"""Hook events (`asynclocal.hooks`): ids, triggers, event order and counts.
 
 Each test enables hooks around a small asyncio program (on the default loop and on
 uvloop where the loop matters) and checks ids, triggers, event order and counts

@@ -1,4 +1,4 @@
-"""External review: one request followed through two services and a real Celery worker.
+"""One request followed through two services and a real Celery worker.
 
 Service A (Starlette under uvicorn, ASGI middleware, OpenTelemetry SDK with an
 in-memory exporter, httpx integration targeting B) calls service B (Flask under
@@ -47,37 +47,53 @@ pytestmark = pytest.mark.timeout(120)
 
 
 @pytest.fixture(scope="module")
-def review_tasks(redis_server: str) -> ModuleType:
+def chain_tasks(redis_server: str) -> ModuleType:
     import importlib
 
-    return importlib.import_module("tests.queues.contract_tasks")
+    return importlib.import_module("tests.queues.chain_tasks")
 
 
 @pytest.fixture(scope="module", params=["prefork", "threads"])
-def review_worker(
+def chain_worker(
     request: pytest.FixtureRequest,
-    review_tasks: ModuleType,
+    chain_tasks: ModuleType,
     redis_server: str,
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[tuple[CeleryWorker, Path]]:
     pool = request.param
-    queue = f"review-{pool}-{uuid.uuid4().hex[:8]}"
-    workdir = tmp_path_factory.mktemp(f"review-{pool}")
+    queue = f"chain-{pool}-{uuid.uuid4().hex[:8]}"
+    workdir = tmp_path_factory.mktemp(f"chain-{pool}")
     log = workdir / "worker.log"
     env = worker_env(redis_server)
-    env["REVIEW_LOG_DIR"] = str(workdir)
+    env["CHAIN_LOG_DIR"] = str(workdir)
     cmd = [
-        sys.executable, "-m", "celery", "-A", "tests.queues.contract_tasks", "worker",
-        "--pool", pool, "--concurrency", "2", "--queues", queue,
-        "--hostname", f"{queue}@127.0.0.1", "--without-gossip", "--without-mingle",
-        "--without-heartbeat", "--loglevel", "WARNING",
+        sys.executable,
+        "-m",
+        "celery",
+        "-A",
+        "tests.queues.chain_tasks",
+        "worker",
+        "--pool",
+        pool,
+        "--concurrency",
+        "2",
+        "--queues",
+        queue,
+        "--hostname",
+        f"{queue}@127.0.0.1",
+        "--without-gossip",
+        "--without-mingle",
+        "--without-heartbeat",
+        "--loglevel",
+        "WARNING",
     ]
     with log.open("wb") as out:
-        proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT,
-                                start_new_session=True)
+        proc = subprocess.Popen(
+            cmd, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+        )
     worker = CeleryWorker(pool, queue, proc, log)
     try:
-        assert worker.wait(review_tasks.ping.apply_async(queue=queue), START_TIMEOUT) == "pong"
+        assert worker.wait(chain_tasks.ping.apply_async(queue=queue), START_TIMEOUT) == "pong"
         yield worker, workdir / "worker.jsonl"
     finally:
         _stop(proc, sig=signal.SIGQUIT)
@@ -85,7 +101,7 @@ def review_worker(
 
 @pytest.fixture
 def json_logs() -> Iterator[JsonLines]:
-    with capture_json_lines("review.a", "review.b") as lines:
+    with capture_json_lines("chain.a", "chain.b") as lines:
         yield lines
 
 
@@ -106,13 +122,18 @@ def exporter() -> Iterator[InMemorySpanExporter]:
 
 def _seen() -> dict[str, Any]:
     ctx = current_request()
-    return {"request_id": ctx.request_id, "root": ctx.root_request_id,
-            "parent": ctx.parent_request_id, "trace_id": ctx.trace_id, "span_id": ctx.span_id}
+    return {
+        "request_id": ctx.request_id,
+        "root": ctx.root_request_id,
+        "parent": ctx.parent_request_id,
+        "trace_id": ctx.trace_id,
+        "span_id": ctx.span_id,
+    }
 
 
 def _service_b() -> Flask:
-    app = Flask("review_b_queue")
-    log = logging.getLogger("review.b")
+    app = Flask("chain_b")
+    log = logging.getLogger("chain.b")
 
     @app.get("/b")
     def b() -> Any:
@@ -126,7 +147,7 @@ def _service_b() -> Flask:
 def _service_a(b_url: str, tasks: ModuleType, queue: str) -> Starlette:
     from tests.queues.stores import tenant
 
-    log = logging.getLogger("review.a")
+    log = logging.getLogger("chain.a")
 
     async def a(request: Request) -> JSONResponse:
         i = int(request.query_params["i"])
@@ -147,23 +168,23 @@ def _service_a(b_url: str, tasks: ModuleType, queue: str) -> Starlette:
 
 
 def test_one_request_through_two_services_and_a_worker(
-    review_worker: tuple[CeleryWorker, Path],
-    review_tasks: ModuleType,
+    chain_worker: tuple[CeleryWorker, Path],
+    chain_tasks: ModuleType,
     exporter: InMemorySpanExporter,
     json_logs: JsonLines,
 ) -> None:
-    worker, worker_log = review_worker
+    worker, worker_log = chain_worker
     n = 8
     with run_waitress(_service_b()) as b_url:
         al_httpx.install(targets=[b_url.split("://", 1)[1]])
-        with run_uvicorn(_service_a(b_url, review_tasks, worker.queue)) as a_url:
+        with run_uvicorn(_service_a(b_url, chain_tasks, worker.queue)) as a_url:
 
             def one(i: int) -> dict[str, Any]:
                 r = httpx.get(f"{a_url}/a", params={"i": i}, timeout=30)
                 assert r.status_code == 200, r.text
                 body: dict[str, Any] = r.json()
                 assert r.headers["x-request-id"] == body["a"]["request_id"]
-                task = review_tasks.app.AsyncResult(body["task_id"])
+                task = chain_tasks.app.AsyncResult(body["task_id"])
                 body["task_result"] = worker.wait(task, 60)
                 body["i"] = i
                 return body
@@ -202,17 +223,20 @@ def test_one_request_through_two_services_and_a_worker(
         assert by_message["a calling b"]["request_id"] == root
         assert by_message["task calling b"]["request_id"] == task["request_id"]
         assert by_message["task calling b"]["parent_request_id"] == root
-        b_lines = sorted((ln["request_id"], ln["parent_request_id"])
-                         for ln in lines if ln["message"] == "b handled")
+        b_lines = sorted(
+            (ln["request_id"], ln["parent_request_id"])
+            for ln in lines
+            if ln["message"] == "b handled"
+        )
         assert b_lines == sorted([(b["request_id"], root), (b2["request_id"], task["request_id"])])
 
 
 def test_task_published_outside_a_request_is_its_own_root(
-    review_worker: tuple[CeleryWorker, Path], review_tasks: ModuleType
+    chain_worker: tuple[CeleryWorker, Path], chain_tasks: ModuleType
 ) -> None:
-    worker, _ = review_worker
+    worker, _ = chain_worker
     with run_waitress(_service_b()) as b_url:
-        out = worker.wait(review_tasks.call_b.apply_async((b_url,), queue=worker.queue), 60)
+        out = worker.wait(chain_tasks.call_b.apply_async((b_url,), queue=worker.queue), 60)
     task = out["task"]
     assert task["request_id"] == task["root"] == out["task_id"]
     assert task["parent"] is None
@@ -222,8 +246,8 @@ def test_task_published_outside_a_request_is_its_own_root(
     assert out["b"]["root"] == out["task_id"]
 
 
-def test_eager_mode_gives_the_same_chain(review_tasks: ModuleType) -> None:
-    app = review_tasks.app
+def test_eager_mode_gives_the_same_chain(chain_tasks: ModuleType) -> None:
+    app = chain_tasks.app
     old = app.conf.task_always_eager
     app.conf.task_always_eager = True
     try:
@@ -233,7 +257,7 @@ def test_eager_mode_gives_the_same_chain(review_tasks: ModuleType) -> None:
             async def a(request: Request) -> JSONResponse:
                 ctx = current_request()
                 ctx.set("plan", "eager")
-                out = review_tasks.call_b.apply_async((b_url,)).get()
+                out = chain_tasks.call_b.apply_async((b_url,)).get()
                 assert current_request() is ctx  # the caller gets its own context back
                 return JSONResponse({"a": _seen(), "out": out})
 
@@ -253,7 +277,7 @@ def test_eager_mode_gives_the_same_chain(review_tasks: ModuleType) -> None:
 
 
 def test_rq_job_continues_the_chain(
-    redis_server: str, tmp_path: Path, review_tasks: ModuleType
+    redis_server: str, tmp_path: Path, chain_tasks: ModuleType
 ) -> None:
     import redis
     from rq import Queue
@@ -262,19 +286,24 @@ def test_rq_job_continues_the_chain(
     from tests.queues.conftest import run_rq_worker
 
     connection = redis.Redis.from_url(f"{redis_server}/1")
-    queue = Queue(f"review-{uuid.uuid4().hex[:8]}", connection=connection, job_class=ContextJob)
+    queue = Queue(f"chain-{uuid.uuid4().hex[:8]}", connection=connection, job_class=ContextJob)
     with run_waitress(_service_b()) as b_url:
 
         async def a(request: Request) -> JSONResponse:
-            job = queue.enqueue(review_tasks.rq_call_b, b_url)
+            job = queue.enqueue(chain_tasks.rq_call_b, b_url)
             return JSONResponse({"a": _seen(), "job_id": job.id})
 
         app_a = Starlette(routes=[Route("/a", a)])
         install_starlette(app_a)
         with run_uvicorn(app_a) as a_url:
             bodies = [httpx.get(f"{a_url}/a", timeout=30).json() for _ in range(3)]
-        run_rq_worker(redis_server, queue.name, tmp_path / "rq.log",
-                      "--job-class", "asynclocal.integrations.rq.ContextJob")
+        run_rq_worker(
+            redis_server,
+            queue.name,
+            tmp_path / "rq.log",
+            "--job-class",
+            "asynclocal.integrations.rq.ContextJob",
+        )
     for body in bodies:
         out = ContextJob.fetch(body["job_id"], connection=connection).return_value()
         a, job, b = body["a"], out["job"], out["b"]

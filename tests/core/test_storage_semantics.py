@@ -1,10 +1,9 @@
-"""An outside reviewer's tests of DESIGN §2 and §3, written from the contract alone.
+"""AsyncLocalStorage and AsyncResource semantics as a user relies on them.
 
-Every test uses the public names exactly as DESIGN spells them (`AsyncLocalStorage`,
-`AsyncResource`, `asynclocal.threads`, `asynclocal.processes`) and asserts the
-behaviour a user relies on, including the edge cases the contract implies but does
-not spell out. The module runs against the C accelerator (the default) and, in
-`test_pure_python_fallback_passes_this_module`, against the pure-Python fallback.
+Every test uses the public names (`AsyncLocalStorage`, `AsyncResource`) and asserts
+the documented behaviour, including edge cases the API implies. The module runs against
+the C accelerator (the default) and, in `test_pure_python_fallback_passes_these_modules`,
+against the pure-Python fallback.
 """
 
 from __future__ import annotations
@@ -13,7 +12,6 @@ import asyncio
 import concurrent.futures
 import contextvars
 import gc
-import multiprocessing
 import os
 import subprocess
 import sys
@@ -22,18 +20,9 @@ from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-import anyio
-import anyio.from_thread
-import anyio.lowlevel
-import anyio.to_thread
 import pytest
 
-from asynclocal import AsyncLocalStorage, AsyncResource, processes, threads
-
-# Cross-process storages are found by name in the worker, so they live at module level
-# (spawn/forkserver workers re-import this module by its name).
-XP: AsyncLocalStorage[Any] = AsyncLocalStorage(name="contract-review.xp", cross_process=True)
-LOCAL_ONLY: AsyncLocalStorage[Any] = AsyncLocalStorage(name="contract-review.local")
+from asynclocal import AsyncLocalStorage, AsyncResource, threads
 
 PURE = os.environ.get("ASYNCLOCAL_PURE_PYTHON") == "1"
 
@@ -855,274 +844,18 @@ async def test_overlapping_requests_never_mix() -> None:
     assert mixups == []
 
 
-# ------------------------------------------------------------------------- threads
-
-
-def test_install_makes_a_plain_timer_carry_the_context(threads_installed: None) -> None:
-    als: AsyncLocalStorage[str] = AsyncLocalStorage()
-    seen: list[str | None] = []
-    timer = als.run("req", lambda: threading.Timer(0.001, lambda: seen.append(als.get_store())))
-    # The context of the caller of start(), not of the constructor.
-    als.run("started", timer.start)
-    timer.join(10)
-    assert seen == ["started"]
-
-
-def test_install_covers_threadpoolexecutor_map(threads_installed: None) -> None:
-    als: AsyncLocalStorage[int] = AsyncLocalStorage()
-    with concurrent.futures.ThreadPoolExecutor(2) as pool:
-        got = als.run(9, lambda: list(pool.map(lambda i: (i, als.get_store()), range(6))))
-        later = list(pool.map(lambda i: als.get_store(), range(4)))
-    assert got == [(i, 9) for i in range(6)]
-    assert later == [None] * 4
-
-
-async def test_install_covers_run_in_executor_and_to_thread(threads_installed: None) -> None:
-    als: AsyncLocalStorage[str] = AsyncLocalStorage()
-    loop = asyncio.get_running_loop()
-
-    async def request(rid: str) -> tuple[str | None, str | None, str | None]:
-        a = await loop.run_in_executor(None, als.get_store)
-        b = await asyncio.to_thread(als.get_store)
-        with concurrent.futures.ThreadPoolExecutor(1) as own:
-            c = await loop.run_in_executor(own, als.get_store)
-        return a, b, c
-
-    results = await asyncio.gather(*(als.run(f"r{i}", request, f"r{i}") for i in range(8)))
-    assert results == [(f"r{i}",) * 3 for i in range(8)]
-
-
-def test_a_reused_pool_thread_never_sees_a_previous_jobs_store(threads_installed: None) -> None:
-    als: AsyncLocalStorage[str] = AsyncLocalStorage()
-
-    def leaky_job() -> str:
-        als.enter_with("left behind")
-        return threading.current_thread().name
-
-    with concurrent.futures.ThreadPoolExecutor(1) as pool:
-        first = als.run("req-1", pool.submit, leaky_job).result(10)
-        second = pool.submit(lambda: (threading.current_thread().name, als.get_store()))
-        assert second.result(10) == (first, None)
-        third = als.run("req-3", pool.submit, als.get_store).result(10)
-    assert third == "req-3"
-
-
-def test_drop_in_thread_and_pool_without_install() -> None:
-    if threads.installed():
-        pytest.skip("threads.install() is in effect for this session")
-    als: AsyncLocalStorage[str] = AsyncLocalStorage()
-    seen: list[str | None] = []
-    t = threads.Thread(target=lambda: seen.append(als.get_store()))
-    als.run("t", t.start)
-    t.join(10)
-    plain = threading.Thread(target=lambda: seen.append(als.get_store()))
-    als.run("plain", plain.start)
-    plain.join(10)
-    with threads.ThreadPoolExecutor(1) as pool:
-        seen.append(als.run("p", pool.submit, als.get_store).result(10))
-        seen.append(pool.submit(als.get_store).result(10))
-    assert seen == ["t", None, "p", None]
-
-
-def _thread_api_state() -> dict[str, Any]:
-    return {
-        "Thread": dict(vars(threading.Thread)),
-        "Timer": dict(vars(threading.Timer)),
-        "TPE": dict(vars(concurrent.futures.ThreadPoolExecutor)),
-        "thread_cls": threading.Thread,
-        "tpe_cls": concurrent.futures.ThreadPoolExecutor,
-    }
-
-
-def test_install_twice_then_uninstall_once_leaves_the_stdlib_pristine() -> None:
-    was = threads.installed()
-    if was:
-        threads.uninstall()
-    try:
-        pristine = _thread_api_state()
-        threads.install()
-        threads.install()
-        assert threads.installed()
-        assert vars(threading.Thread)["start"] is not pristine["Thread"]["start"]
-        threads.uninstall()
-        assert not threads.installed()
-        assert _thread_api_state() == pristine
-        threads.uninstall()  # idempotent
-        assert _thread_api_state() == pristine
-        als: AsyncLocalStorage[str] = AsyncLocalStorage()
-        seen: list[str | None] = []
-        t = threading.Thread(target=lambda: seen.append(als.get_store()))
-        als.run("req", t.start)
-        t.join(10)
-        assert seen == [None]  # behaves like the stdlib again
-    finally:
-        if was:
-            threads.install()
-
-
-@pytest.mark.parametrize(
-    ("backend", "options"),
-    [("asyncio", {}), ("asyncio", {"use_uvloop": True}), ("trio", {})],
-    ids=["asyncio", "uvloop", "trio"],
-)
-def test_anyio_task_groups_to_thread_and_from_thread(backend: str, options: Any) -> None:
-    als: AsyncLocalStorage[str] = AsyncLocalStorage()
-
-    async def main() -> dict[str, Any]:
-        out: dict[str, Any] = {}
-
-        async def child(rid: str) -> None:
-            await anyio.lowlevel.checkpoint()
-            out[f"child-{rid}"] = als.get_store()
-
-        def in_thread() -> tuple[str | None, str | None, str | None]:
-            async def back_on_the_loop() -> str | None:
-                await anyio.lowlevel.checkpoint()
-                return als.get_store()
-
-            return (
-                als.get_store(),
-                anyio.from_thread.run(back_on_the_loop),
-                anyio.from_thread.run_sync(als.get_store),
-            )
-
-        async def request(rid: str) -> None:
-            async with anyio.create_task_group() as tg:
-                tg.start_soon(child, rid)
-            out[f"thread-{rid}"] = await anyio.to_thread.run_sync(in_thread)
-
-        async with anyio.create_task_group() as tg:
-            for i in range(4):
-                tg.start_soon(als.run, f"r{i}", request, f"r{i}")
-        return out
-
-    out = anyio.run(main, backend=backend, backend_options=options)
-    assert out == {
-        **{f"child-r{i}": f"r{i}" for i in range(4)},
-        **{f"thread-r{i}": (f"r{i}",) * 3 for i in range(4)},
-    }
-
-
-# ------------------------------------------------------------------------ processes
-
-
-def xp_job(tag: str) -> tuple[str, Any, Any]:
-    return tag, XP.get_store(), LOCAL_ONLY.get_store()
-
-
-def xp_leave_store(tag: str) -> int:
-    XP.enter_with({"left": tag})
-    return os.getpid()
-
-
-def xp_pid_and_store() -> tuple[int, Any]:
-    return os.getpid(), XP.get_store()
-
-
-@pytest.mark.parametrize("method", ["fork", "spawn", "forkserver"])
-def test_cross_process_stores_travel_with_each_start_method(method: str) -> None:
-    if method not in multiprocessing.get_all_start_methods():
-        pytest.skip(f"{method} is not available here")
-    ctx = multiprocessing.get_context(method)
-    with processes.ProcessPoolExecutor(max_workers=1, mp_context=ctx) as pool:
-        sent = XP.run({"req": 1}, LOCAL_ONLY.run, "never travels", pool.submit, xp_job, "a")
-        assert sent.result(60) == ("a", {"req": 1}, None)
-        pid = XP.run({"req": 2}, pool.submit, xp_leave_store, "b").result(60)
-        # Same worker, next job: a clean context, nothing from the previous job.
-        assert pool.submit(xp_pid_and_store).result(60) == (pid, None)
-        assert XP.run({"req": 3}, pool.submit, xp_pid_and_store).result(60) == (pid, {"req": 3})
-
-
-def test_multiprocessing_pool_drop_in_carries_stores() -> None:
-    with processes.Pool(1, context=multiprocessing.get_context("fork")) as pool:
-        got = XP.run("pooled", pool.map, xp_job, ["x", "y"])
-        assert got == [("x", "pooled", None), ("y", "pooled", None)]
-        assert pool.apply(xp_job, ("z",)) == ("z", None, None)
-
-
-def test_a_worker_forked_during_a_request_does_not_inherit_it() -> None:
-    ctx = multiprocessing.get_context("fork")
-    pool = processes.ProcessPoolExecutor(max_workers=1, mp_context=ctx)
-    try:
-        # The first submit forks the worker while both stores are visible.
-        first = XP.run("req", LOCAL_ONLY.run, "local", pool.submit, os.getpid)
-        first.result(60)
-        assert pool.submit(xp_job, "later").result(60) == ("later", None, None)
-    finally:
-        pool.shutdown()
-
-
-def test_an_unpicklable_store_fails_at_submit_naming_the_storage() -> None:
-    with processes.ProcessPoolExecutor(max_workers=1) as pool:
-        with pytest.raises(processes.StoreNotPicklableError, match=r"contract-review\.xp"):
-            XP.run({"lock": threading.Lock()}, pool.submit, xp_job, "x")
-        with pytest.raises(TypeError):  # it is also a TypeError
-            XP.run(lambda: None, pool.submit, xp_job, "x")
-
-
-def test_a_storage_the_worker_does_not_have_fails_with_unknown_storage_error() -> None:
-    # Created at run time, not at import: a spawned worker cannot find it by name.
-    late: AsyncLocalStorage[str] = AsyncLocalStorage(
-        name="contract-review.created-late", cross_process=True
-    )
-    ctx = multiprocessing.get_context("spawn")
-    with processes.ProcessPoolExecutor(max_workers=1, mp_context=ctx) as pool:
-        job = late.run("x", pool.submit, xp_pid_and_store)
-        with pytest.raises(processes.UnknownStorageError, match=r"contract-review\.created-late"):
-            job.result(60)
-
-
-def _put_local_store(queue: Any) -> None:
-    queue.put((LOCAL_ONLY.get_store(), XP.get_store()))
-
-
-def test_a_plain_forked_process_does_not_inherit_the_active_request() -> None:
-    ctx = multiprocessing.get_context("fork")
-    queue = ctx.Queue()
-    child = ctx.Process(target=_put_local_store, args=(queue,))  # no drop-in, no install
-    XP.run("xp", LOCAL_ONLY.run, "local", child.start)
-    try:
-        assert queue.get(timeout=60) == (None, None)
-    finally:
-        child.join(60)
-
-
-def test_drop_in_process_carries_only_cross_process_stores() -> None:
-    queue = multiprocessing.get_context("fork").Queue()
-    child = processes.Process(target=_put_local_store, args=(queue,))
-    XP.run("xp", LOCAL_ONLY.run, "local", child.start)
-    try:
-        assert queue.get(timeout=60) == (None, "xp")
-    finally:
-        child.join(60)
-
-
-def test_process_install_covers_the_stdlib_pool() -> None:
-    was = processes.installed()
-    processes.install()
-    try:
-        ctx = multiprocessing.get_context("fork")
-        with concurrent.futures.ProcessPoolExecutor(max_workers=1, mp_context=ctx) as pool:
-            assert XP.run("std", pool.submit, xp_job, "s").result(60) == ("s", "std", None)
-            assert XP.run("map", lambda: list(pool.map(xp_job, ["m"]))) == [("m", "map", None)]
-    finally:
-        if not was:
-            processes.uninstall()
-
-
 # -------------------------------------------------------- the pure-Python fallback
 
 
 @pytest.mark.skipif(PURE, reason="already running on the pure-Python fallback")
-def test_pure_python_fallback_passes_this_module() -> None:
+def test_pure_python_fallback_passes_these_modules() -> None:
     root = Path(__file__).resolve().parents[2]
     env = {**os.environ, "ASYNCLOCAL_PURE_PYTHON": "1"}
     proc = subprocess.run(
         [
             sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
             str(Path(__file__).relative_to(root)),
-            "-k", "not process and not start_method and not forked and not unpicklable"
-            " and not unknown_storage",
+            str(Path(__file__).with_name("test_thread_boundaries.py").relative_to(root)),
         ],
         cwd=root, env=env, capture_output=True, text=True, timeout=240,
     )  # fmt: skip

@@ -1,9 +1,9 @@
-"""External review of the propagation contract, written from the docs alone.
+"""One request through two services.
 
 Service A (Starlette under uvicorn, the ASGI middleware, the httpx integration with
 B as its only target, the OpenTelemetry SDK with an in-memory exporter) calls
-service B (Flask under waitress). Every promise checked here is one that
-docs/propagation.md or the README makes.
+service B (Flask under waitress); ids, trace, baggage and secrets are checked on both
+sides and in the JSON logs.
 """
 
 from __future__ import annotations
@@ -32,9 +32,7 @@ import asynclocal
 from asynclocal import current_request, propagation, with_request_context
 from asynclocal.integrations import httpx as al_httpx
 from asynclocal.integrations import opentelemetry as al_otel
-from asynclocal.integrations.aws_lambda import lambda_handler
 from asynclocal.propagation import extract, inject
-from asynclocal.request import RequestRejected
 from asynclocal.web.flask import RequestContextExtension
 from asynclocal.web.starlette import install as install_starlette
 from tests.support.logs import JsonLines, capture_json_lines
@@ -60,7 +58,7 @@ def _seen() -> dict[str, Any]:
 
 @pytest.fixture
 def json_logs() -> Iterator[JsonLines]:
-    with capture_json_lines("review.a", "review.b") as lines:
+    with capture_json_lines("hops.a", "hops.b") as lines:
         yield lines
 
 
@@ -75,8 +73,8 @@ def clean_config() -> Iterator[None]:
 
 
 def _service_b() -> Flask:
-    app = Flask("review_b")
-    log = logging.getLogger("review.b")
+    app = Flask("hops_b")
+    log = logging.getLogger("hops.b")
 
     @app.get("/b")
     def b() -> Any:
@@ -89,7 +87,7 @@ def _service_b() -> Flask:
 
 
 def _service_a(b_url: str, per_client_targets: list[str] | None = None) -> Starlette:
-    log = logging.getLogger("review.a")
+    log = logging.getLogger("hops.a")
 
     async def a(request: Request) -> JSONResponse:
         await asyncio.sleep(random.random() * 0.02)
@@ -204,7 +202,7 @@ def test_a_to_b_one_trace_one_chain_in_otel_and_json_logs(
             assert ln["trace_id"] == a["trace_id"]
             assert ln["root_request_id"] == a["request_id"]
         b_line = by_request[b["request_id"]]
-        assert b_line["name"] == "review.b"
+        assert b_line["name"] == "hops.b"
         assert b_line["trace_id"] == a["trace_id"]
         assert b_line["root_request_id"] == a["request_id"]
         assert b_line["parent_request_id"] == a["request_id"]
@@ -217,8 +215,14 @@ def test_without_targets_nothing_leaks(clean_config: None) -> None:
         with run_uvicorn(_service_a(b_url)) as a_url:
             body = httpx.get(f"{a_url}/a", params={"tenant": "acme"}, timeout=20).json()
     a, b = body["a"], body["b"]
-    for header in ("x-request-id", "x-root-request-id", "traceparent", "tracestate",
-                   "baggage", "authorization"):
+    for header in (
+        "x-request-id",
+        "x-root-request-id",
+        "traceparent",
+        "tracestate",
+        "baggage",
+        "authorization",
+    ):
         assert header not in b["headers"], header
     assert b["root"] == b["request_id"]
     assert b["parent"] is None
@@ -301,8 +305,11 @@ def test_garbage_headers_through_a_real_middleware_get_200() -> None:
     with run_waitress(_service_b()) as b_url:
         r = httpx.get(
             f"{b_url}/b",
-            headers={"traceparent": "00-zz-yy-01", "baggage": ";;;=,%ZZ=%",
-                     "x-root-request-id": "!!"},
+            headers={
+                "traceparent": "00-zz-yy-01",
+                "baggage": ";;;=,%ZZ=%",
+                "x-root-request-id": "!!",
+            },
             timeout=10,
         )
     assert r.status_code == 200
@@ -346,129 +353,14 @@ def test_reuse_request_id_keeps_one_id() -> None:
     assert seen["request_id"] == "keep-me"
 
 
-# --- AWS Lambda -----------------------------------------------------------------------------
-
-
-class _LambdaContext:
-    def __init__(self, request_id: str) -> None:
-        self.aws_request_id = request_id
-        self.function_name = "fn"
-
-
-def _v2_event(path: str, headers: dict[str, str]) -> dict[str, Any]:
-    return {
-        "version": "2.0",
-        "routeKey": f"POST {path}",
-        "rawPath": path,
-        "rawQueryString": "",
-        "headers": headers,
-        "requestContext": {
-            "http": {"method": "POST", "path": path, "protocol": "HTTP/1.1",
-                     "sourceIp": "203.0.113.9", "userAgent": "test"},
-            "requestId": "apigw-id",
-            "stage": "$default",
-        },
-        "body": "{}",
-        "isBase64Encoded": False,
-    }
-
-
-def test_lambda_api_gateway_v2_event_continues_the_chain(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.delenv("_X_AMZN_TRACE_ID", raising=False)
-
-    @lambda_handler
-    def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
-        ctx = current_request()
-        return {"statusCode": 200, "body": json.dumps(
-            {**_seen(), "method": ctx.method, "path": ctx.path})}
-
-    traceparent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
-    event = _v2_event("/orders", {"x-request-id": "up-1", "x-root-request-id": "root-0",
-                                  "traceparent": traceparent})
-    result = handler(event, _LambdaContext("aws-req-1"))
-    seen = json.loads(result["body"])
-    assert seen["request_id"] == "aws-req-1"
-    assert seen["parent"] == "up-1"
-    assert seen["root"] == "root-0"
-    assert seen["trace_id"] == "4bf92f3577b34da6a3ce929d0e0e4736"
-    assert (seen["method"], seen["path"]) == ("POST", "/orders")
-    headers = {k.lower(): v for k, v in result["headers"].items()}
-    assert headers["x-request-id"] == "aws-req-1"
-    # Nothing leaks out of the invocation.
-    assert asynclocal.request_storage.get_store() is None
-
-
-def test_lambda_xray_env_and_rejection(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv(
-        "_X_AMZN_TRACE_ID",
-        "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=1",
-    )
-
-    @lambda_handler
-    async def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
-        if event["rawPath"] == "/deny":
-            raise RequestRejected("no")
-        return {"statusCode": 200, "body": json.dumps(_seen())}
-
-    seen = json.loads(handler(_v2_event("/ok", {}), _LambdaContext("aws-2"))["body"])
-    assert seen["trace_id"] == "5759e988bd862e3fe1be46a994272793"
-    assert seen["root"] == "aws-2"
-    assert seen["parent"] is None
-    denied = handler(_v2_event("/deny", {}), _LambdaContext("aws-3"))
-    assert 400 <= denied["statusCode"] < 500
-
-
-def test_lambda_concurrent_invocations_on_threads_never_mix(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    monkeypatch.delenv("_X_AMZN_TRACE_ID", raising=False)
-    import time
-
-    @lambda_handler
-    def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
-        first = current_request().request_id
-        time.sleep(random.random() * 0.01)
-        return {"statusCode": 200, "body": json.dumps({"first": first, **_seen()})}
-
-    def invoke(i: int) -> tuple[int, dict[str, Any]]:
-        tp = f"00-{i + 1:032x}-{i + 1:016x}-01"
-        out = handler(_v2_event(f"/p{i}", {"traceparent": tp, "x-request-id": f"up-{i}",
-                                           "x-root-request-id": f"root-{i}"}),
-                      _LambdaContext(f"aws-{i}"))
-        return i, json.loads(out["body"])
-
-    with ThreadPoolExecutor(8) as pool:
-        results = list(pool.map(invoke, range(40)))
-    for i, seen in results:
-        assert seen["first"] == seen["request_id"] == f"aws-{i}"
-        assert seen["parent"] == f"up-{i}"
-        assert seen["root"] == f"root-{i}"
-        assert seen["trace_id"] == f"{i + 1:032x}"
-
-
-def test_lambda_api_gateway_v2_cookies_reach_the_context(monkeypatch: pytest.MonkeyPatch) -> None:
-    # Payload 2.0 moves the Cookie header into a `cookies` list: the seed's
-    # access-token cookie must still be readable from the context.
-    monkeypatch.delenv("_X_AMZN_TRACE_ID", raising=False)
-
-    @lambda_handler
-    def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
-        ctx = current_request()
-        return {"statusCode": 200, "body": json.dumps(
-            {"token": ctx.cookies.get("access_token"), "theme": ctx.cookies.get("theme"),
-             "client": ctx.client})}
-
-    event = _v2_event("/me", {"user-agent": "t"})
-    event["cookies"] = ["access_token=abc", "theme=dark"]
-    seen = json.loads(handler(event, _LambdaContext("aws-c"))["body"])
-    assert seen == {"token": "abc", "theme": "dark", "client": "203.0.113.9"}
-
-
 def test_gateway_id_is_adopted_and_asynclocal_caller_id_becomes_parent() -> None:
     with run_waitress(_service_b()) as b_url:
         gateway = httpx.get(f"{b_url}/b", headers={"x-request-id": "gw-1"}, timeout=10)
-        hop = httpx.get(f"{b_url}/b", headers={"x-request-id": "caller-9",
-                                               "x-root-request-id": "root-9"}, timeout=10)
+        hop = httpx.get(
+            f"{b_url}/b",
+            headers={"x-request-id": "caller-9", "x-root-request-id": "root-9"},
+            timeout=10,
+        )
     g = gateway.json()
     assert (g["request_id"], g["root"], g["parent"]) == ("gw-1", "gw-1", None)
     assert gateway.headers["x-request-id"] == "gw-1"
@@ -480,8 +372,11 @@ def test_gateway_id_is_adopted_and_asynclocal_caller_id_becomes_parent() -> None
 
 def test_uninstall_opts_out_of_continuation() -> None:
     traceparent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
-    headers = {"x-request-id": "caller-1", "x-root-request-id": "root-1",
-               "traceparent": traceparent}
+    headers = {
+        "x-request-id": "caller-1",
+        "x-root-request-id": "root-1",
+        "traceparent": traceparent,
+    }
     propagation.uninstall()
     try:
         assert not propagation.installed()
@@ -496,25 +391,3 @@ def test_uninstall_opts_out_of_continuation() -> None:
         on = httpx.get(f"{b_url}/b", headers=headers, timeout=10).json()
     assert on["trace_id"] == "4bf92f3577b34da6a3ce929d0e0e4736"
     assert (on["root"], on["parent"]) == ("root-1", "caller-1")
-
-
-@pytest.mark.parametrize(
-    ("pattern", "url", "expected"),
-    [
-        ("127.0.0.1", "http://127.0.0.1:1234/x", True),
-        ("*.svc.cluster.local", "http://svc.cluster.local/", False),
-        ("*.svc.cluster.local", "http://a.svc.cluster.local.evil.com/", False),
-        ("api.internal:8443", "https://api.internal/", False),
-        ("api.internal", "http://API.Internal/", True),
-        ("api.internal", "http://api.internal@evil.com/", False),
-        ("api.internal", "http://evil.com/?api.internal", False),
-        ("https://pay.example.com/v1/", "https://pay.example.com/v1/charge", True),
-        ("https://pay.example.com/v1/", "http://pay.example.com/v1/charge", False),
-        ("https://pay.example.com/v1/", "https://pay.example.com/v1/../admin", False),
-        ("https://pay.example.com/v1", "https://pay.example.com/v1", True),
-        ("https://pay.example.com/v1", "https://pay.example.com/v1/x", True),
-        ("https://pay.example.com/v1", "https://pay.example.com/v1evil", False),
-    ],
-)
-def test_target_patterns(pattern: str, url: str, expected: bool) -> None:
-    assert propagation.PropagationTargets([pattern]).matches(url) is expected

@@ -1,8 +1,8 @@
-"""The Celery app of the external contract review (tests/queues/test_contract_review.py).
+"""The Celery app of the task-chain tests (tests/queues/test_task_chain.py).
 
 The worker subprocess imports this module: it installs the Celery integration, the
 httpx integration with the loopback services as propagation targets, and a JSON log
-file (``REVIEW_LOG_DIR``) for the worker's own lines.
+file (``CHAIN_LOG_DIR``) for the worker's own lines.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from asynclocal.integrations import httpx as al_httpx
 from asynclocal.integrations.celery import install
 from tests.queues.stores import redis_url, tenant
 
-app = Celery("asynclocal_review", broker=redis_url(0), backend=redis_url(0))
+app = Celery("asynclocal_chain", broker=redis_url(0), backend=redis_url(0))
 app.conf.update(
     task_serializer="json",
     result_serializer="json",
@@ -30,8 +30,8 @@ app.conf.update(
 )
 install(app, fields=["plan"])
 
-log = logging.getLogger("review.worker")
-_log_dir = os.environ.get("REVIEW_LOG_DIR")
+log = logging.getLogger("chain.worker")
+_log_dir = os.environ.get("CHAIN_LOG_DIR")
 if _log_dir:  # only in the worker: the test process keeps its own logging
     from asynclocal.logging import JsonFormatter
 

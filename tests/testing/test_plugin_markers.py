@@ -1,4 +1,4 @@
-"""External review of the pytest plugin (README "pytest plugin"), run with pytester."""
+"""The pytest plugin's marker and fixture (README "pytest plugin"), run with pytester."""
 
 from __future__ import annotations
 
@@ -20,7 +20,9 @@ def _run(pytester: pytest.Pytester, source: str, ini: str = INI) -> pytest.RunRe
 
 
 def test_marker_runs_sync_and_async_tests_inside_a_request(pytester: pytest.Pytester) -> None:
-    result = _run(pytester, '''
+    result = _run(
+        pytester,
+        """
 import asyncio
 import pytest
 from asynclocal import NoRequestContext, current_request, request_storage
@@ -56,15 +58,16 @@ def test_fixture_without_marker_has_a_fresh_id(request_context):
 def test_with_rbac():
     from asynclocal.patterns.rbac import authorize
     assert authorize("admin").id == "admin-1"
-''')
+""",
+    )
     result.assert_outcomes(passed=6)
 
 
-LEAKY = '''
+LEAKY = """
 import pytest
 from asynclocal import AsyncLocalStorage, RequestContext, request_storage
 
-store = AsyncLocalStorage(name="review-leak")
+store = AsyncLocalStorage(name="plugin-leak")
 
 def test_a_leaves_junk():
     store.enter_with("junk")
@@ -79,7 +82,7 @@ async def test_c_async_leaves_junk():
 
 async def test_d_async_sees_nothing():
     assert store.get_store() is None
-'''
+"""
 
 
 def test_no_store_leaks_between_tests(pytester: pytest.Pytester) -> None:
@@ -93,11 +96,13 @@ def test_opting_out_shows_the_leak(pytester: pytest.Pytester) -> None:
 
 
 def test_fixture_stores_are_seen_by_the_test_and_undone_after(pytester: pytest.Pytester) -> None:
-    result = _run(pytester, '''
+    result = _run(
+        pytester,
+        """
 import pytest
 from asynclocal import AsyncLocalStorage
 
-store = AsyncLocalStorage(name="review-fixture")
+store = AsyncLocalStorage(name="plugin-fixture")
 
 @pytest.fixture
 def tenant():
@@ -117,5 +122,6 @@ async def test_sees_async_fixture(async_tenant):
 
 def test_after():
     assert store.get_store() is None
-''')
+""",
+    )
     result.assert_outcomes(passed=3)
