@@ -37,7 +37,7 @@ __all__ = ["CONCURRENCY", "unavailable"]
 
 #: Requests in flight at once during the burst.
 CONCURRENCY = 32
-# greenlet: asynclocal.patterns.transactions imports sqlalchemy.ext.asyncio, which needs it.
+# greenlet: asynclocal.transactions imports sqlalchemy.ext.asyncio, which needs it.
 _NEEDS = ("starlette", "uvicorn", "httpx", "pythonjsonlogger", "sqlalchemy", "greenlet")
 _START_TIMEOUT = 30.0
 

@@ -34,8 +34,8 @@ from .. import request as al_request
 from ..patterns import audit, authorize, timed
 from ..patterns.auth import ContextBearerAuth, TokenRefreshError, Tokens, refresh_count
 from ..patterns.rbac import Principal, Unauthenticated
-from ..patterns.transactions import current_session, transactional
 from ..request import RequestContext, RequestRejected
+from ..transactions import current_session, transactional
 from ..web.starlette import install
 from ._web_data import ACCESS, ROLES, payment_owner, read_token, room_creator, subject_of
 

@@ -107,7 +107,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
 
     from ..integrations import httpx as al_httpx
-    from ..patterns.transactions import TransactionManager, set_default_manager
+    from ..transactions import TransactionManager, set_default_manager
     from ._web_app import build_app, create_database, peer_client
 
     _setup_logging(args.log)

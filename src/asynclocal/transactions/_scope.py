@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session
 
 from ..request import request_id as _request_id
-from ._tx_types import (
+from ._types import (
     IllegalTransactionState,
     NoActiveTransaction,
     Propagation,
@@ -21,7 +21,7 @@ from ._tx_types import (
 )
 
 if TYPE_CHECKING:
-    from ._tx_manager import TransactionManager
+    from ._manager import TransactionManager
 
 __all__ = ["TransactionScope", "install_commit_guard"]
 

@@ -7,10 +7,10 @@ import inspect
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from ._tx_types import Propagation
+from ._types import Propagation
 
 if TYPE_CHECKING:
-    from ._tx_manager import TransactionManager
+    from ._manager import TransactionManager
 
 __all__ = ["ExcTypes", "check_exc_types", "make_decorator"]
 

@@ -13,14 +13,13 @@ try:
     from sqlalchemy.orm import Session, sessionmaker
 except ImportError as exc:  # pragma: no cover - exercised only without the extra
     raise ImportError(
-        "asynclocal.patterns.transactions needs the 'sqlalchemy' extra: "
-        "pip install 'asynclocal[sqlalchemy]'"
+        "asynclocal.transactions needs the 'sqlalchemy' extra: pip install 'asynclocal[sqlalchemy]'"
     ) from exc
 
 from .._storage import AsyncLocalStorage
-from ._tx_decorator import ExcTypes, check_exc_types, make_decorator
-from ._tx_scope import TransactionScope, install_commit_guard
-from ._tx_types import IllegalTransactionState, NoActiveTransaction, Propagation, Transaction
+from ._decorator import ExcTypes, check_exc_types, make_decorator
+from ._scope import TransactionScope, install_commit_guard
+from ._types import IllegalTransactionState, NoActiveTransaction, Propagation, Transaction
 
 __all__ = ["TransactionManager", "TransactionScope", "live_managers"]
 

@@ -1,4 +1,4 @@
-"""Errors, propagation modes and the `Transaction` record of `asynclocal.patterns.transactions`."""
+"""Errors, propagation modes and the `Transaction` record of `asynclocal.transactions`."""
 
 from __future__ import annotations
 
