@@ -21,7 +21,7 @@ from asynclocal import RequestContext, current_request
 from asynclocal.patterns.auth import ContextBearerAuth, refresh_count
 from asynclocal.patterns.rbac import Principal, requires
 from asynclocal.patterns.timing import timed
-from asynclocal.patterns.transactions import (
+from asynclocal.transactions import (
     TransactionManager,
 )
 from asynclocal.web.starlette import install as install_starlette

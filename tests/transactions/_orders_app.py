@@ -15,7 +15,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from asynclocal import current_request
-from asynclocal.patterns.transactions import (
+from asynclocal.transactions import (
     NoActiveTransaction,
     Propagation,
     TransactionManager,

@@ -35,7 +35,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
-from asynclocal.patterns.transactions import TransactionManager, set_default_manager
+from asynclocal.transactions import TransactionManager, set_default_manager
 from tests.support.servers import free_port
 
 metadata = MetaData()

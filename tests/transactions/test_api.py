@@ -12,7 +12,7 @@ from sqlalchemy import create_engine
 from sqlalchemy.ext.asyncio import async_sessionmaker, create_async_engine
 from sqlalchemy.orm import sessionmaker
 
-from asynclocal.patterns.transactions import (
+from asynclocal.transactions import (
     IllegalTransactionState,
     NoActiveTransaction,
     NoTransactionManager,
@@ -36,11 +36,20 @@ def tm(tmp_path: Path) -> Iterator[TransactionManager]:  # type: ignore[type-arg
 def test_missing_sqlalchemy_names_the_extra() -> None:
     code = (
         "import sys; sys.modules['sqlalchemy'] = None\n"
-        "try:\n    import asynclocal.patterns.transactions\n"
+        "try:\n    import asynclocal.transactions\n"
         "except ImportError as e:\n    print(e)\n"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert "pip install 'asynclocal[sqlalchemy]'" in out.stdout
+
+
+def test_the_patterns_path_is_an_alias_of_the_same_objects() -> None:
+    import asynclocal.patterns.transactions as old
+    import asynclocal.transactions as new
+
+    assert old.__all__ == new.__all__
+    for name in new.__all__:
+        assert getattr(old, name) is getattr(new, name), name
 
 
 def test_core_does_not_import_sqlalchemy() -> None:

@@ -9,13 +9,13 @@ from sqlalchemy import exc as sa_exc
 from sqlalchemy import insert, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from asynclocal.patterns.transactions import (
+from asynclocal.request import RequestContext, request_storage
+from asynclocal.transactions import (
     IllegalTransactionState,
     NoActiveTransaction,
     Propagation,
     TransactionRolledBack,
 )
-from asynclocal.request import RequestContext, request_storage
 
 from .conftest import Database, items
 

@@ -11,9 +11,9 @@ from typing import Any
 import pytest
 from sqlalchemy import insert
 
-from asynclocal.patterns.transactions import TransactionManager
 from asynclocal.request import RequestContext, current_request, request_storage
 from asynclocal.threads import ThreadPoolExecutor
+from asynclocal.transactions import TransactionManager
 
 from .conftest import Database, items
 

@@ -14,7 +14,7 @@ from flask import Flask, jsonify
 from sqlalchemy import event, text
 
 from asynclocal import current_request
-from asynclocal.patterns.transactions import (
+from asynclocal.transactions import (
     TransactionManager,
 )
 from asynclocal.web.flask import RequestContextExtension

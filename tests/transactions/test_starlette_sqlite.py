@@ -12,7 +12,7 @@ import pytest
 from sqlalchemy import text
 from starlette.applications import Starlette
 
-from asynclocal.patterns.transactions import (
+from asynclocal.transactions import (
     TransactionManager,
 )
 from tests.support.servers import run_uvicorn

@@ -9,7 +9,9 @@ from sqlalchemy import exc as sa_exc
 from sqlalchemy import insert
 from sqlalchemy.orm import Session
 
-from asynclocal.patterns.transactions import (
+from asynclocal.request import RequestContext, request_storage
+from asynclocal.threads import Thread
+from asynclocal.transactions import (
     IllegalTransactionState,
     NoActiveTransaction,
     Propagation,
@@ -19,8 +21,6 @@ from asynclocal.patterns.transactions import (
     transaction,
     transactional,
 )
-from asynclocal.request import RequestContext, request_storage
-from asynclocal.threads import Thread
 
 from .conftest import Database, items
 

@@ -19,8 +19,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from asynclocal.patterns.transactions import TransactionManager
 from asynclocal.request import current_request
+from asynclocal.transactions import TransactionManager
 from asynclocal.web.asgi import RequestContextMiddleware
 from tests.support.servers import run_uvicorn
 
