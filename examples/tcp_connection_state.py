@@ -51,7 +51,7 @@ async def main(port: int) -> None:
 
 if __name__ == "__main__":
     # One call turns tracking on (a hook without callbacks is enough); setting
-    # ASYNCLOCAL_HOOKS=1 in the environment does the same at import time.
+    # ASYNCLOCAL_HOOKS=1 plus asynclocal.enable_from_env() does the same.
     tracking = hooks.create_hook().enable()
     try:
         asyncio.run(main(int(sys.argv[1]) if len(sys.argv) > 1 else 8888))

@@ -16,6 +16,7 @@ scope, web middleware, logging and integrations in their own subpackages, each
 behind an optional extra.
 """
 
+from ._env import enable_from_env
 from ._resource import AsyncResource
 from ._storage import AsyncLocalStorage, StorageScope
 from .errors import AsyncLocalError, NoRequestContextError, RequestRejected
@@ -38,6 +39,7 @@ __all__ = [
     "RequestRejected",
     "StorageScope",
     "current_request",
+    "enable_from_env",
     "request_id",
     "request_storage",
     "with_request_context",
@@ -56,21 +58,3 @@ def _continue_incoming_traces() -> None:
 
 
 _continue_incoming_traces()
-
-
-def _enable_from_environment() -> None:
-    # ASYNCLOCAL_HOOKS / ASYNCLOCAL_DEBUG turn tracing tools on at start-up; the
-    # modules are imported only when asked for, so the core stays stdlib-only and cheap.
-    import os
-
-    if os.environ.get("ASYNCLOCAL_HOOKS"):
-        from .hooks import enable_from_env as _enable_hooks
-
-        _enable_hooks()
-    if os.environ.get("ASYNCLOCAL_DEBUG"):
-        from .debug import enable_from_env as _enable_debug
-
-        _enable_debug()
-
-
-_enable_from_environment()

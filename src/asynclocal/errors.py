@@ -23,6 +23,9 @@ Catch `AsyncLocalError` to handle anything this package raises on purpose::
         ├── TokenRefreshError            401
         └── Forbidden                    403
 
+One warning category, `ConfigurationWarning` (a `UserWarning`), marks a setting that was
+ignored because its value is not understood (e.g. by `asynclocal.enable_from_env`).
+
 Each class also derives from the builtin named beside it, so code written
 against the builtin keeps working. `RequestRejected` and its subclasses are not
 named "...Error": they are answers (an HTTP status and a public message), not
@@ -44,6 +47,7 @@ from ._header_rules import checked_header_pairs
 __all__ = [
     "AsyncLocalError",
     "ConfigurationError",
+    "ConfigurationWarning",
     "ContextNotSerializableError",
     "CrossProcessError",
     "Forbidden",
@@ -84,6 +88,10 @@ class ConfigurationError(AsyncLocalError, ValueError):
 
 
 # --- the request scope -------------------------------------------------------------------
+
+
+class ConfigurationWarning(UserWarning):
+    """A setting was ignored because its value is not understood; nothing else changed."""
 
 
 class NoRequestContextError(AsyncLocalError, LookupError):

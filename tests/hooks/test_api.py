@@ -15,6 +15,7 @@ import pytest
 import uvloop
 
 from asynclocal import AsyncResource, hooks
+from asynclocal.errors import ConfigurationWarning
 
 from .conftest import Recorder
 
@@ -231,14 +232,17 @@ def test_enable_from_env_values() -> None:
     assert hook is not None
     assert hook.enabled
     hook.disable()
-    with pytest.raises(ValueError, match="ASYNCLOCAL_HOOKS='bogus'"):
-        hooks.enable_from_env({"ASYNCLOCAL_HOOKS": "bogus"})
+    with pytest.warns(ConfigurationWarning, match="ASYNCLOCAL_HOOKS='bogus'"):
+        assert hooks.enable_from_env({"ASYNCLOCAL_HOOKS": "bogus"}) is None
+    assert hooks.enabled_hooks() == []
 
 
-def test_environment_variable_turns_tracking_on_at_import() -> None:
+def test_environment_variable_turns_tracking_on_when_asked() -> None:
     code = (
         "import asyncio, asynclocal\n"
         "from asynclocal import hooks\n"
+        "assert hooks.enabled_hooks() == []  # importing reads no environment\n"
+        "assert asynclocal.enable_from_env() == ['hooks']\n"
         "async def main():\n"
         "    return hooks.execution_async_id(), hooks.trigger_async_id()\n"
         "print(*asyncio.run(main()), len(hooks.enabled_hooks()))\n"

@@ -184,10 +184,12 @@ def test_run_in_executor_loss_and_fix(detector: None) -> None:
     assert ours(debug.reports()) == []
 
 
-def test_environment_variable_enables_the_detector() -> None:
+def test_environment_variable_enables_the_detector_when_asked() -> None:
     code = (
         "import threading, asynclocal\n"
         "from asynclocal import AsyncLocalStorage, debug\n"
+        "assert not debug.enabled()  # importing reads no environment\n"
+        "assert asynclocal.enable_from_env() == ['debug']\n"
         "als = AsyncLocalStorage(name='env')\n"
         "def go():\n"
         "    t = threading.Thread(target=als.get_store); t.start(); t.join()\n"

@@ -1,7 +1,7 @@
 """The context-loss detector: find where a store goes missing, or leaks, across threads.
 
-Turn it on with one call or an environment variable (``ASYNCLOCAL_DEBUG=1``,
-read by ``import asynclocal``)::
+Turn it on with one call, or with ``ASYNCLOCAL_DEBUG=1`` read by an explicit
+`asynclocal.enable_from_env()` (importing never reads the environment)::
 
     import asynclocal.debug
     asynclocal.debug.enable()
@@ -24,8 +24,10 @@ free when off: nothing is patched until `enable()`.
 from __future__ import annotations
 
 import os
+import warnings
 from collections.abc import Mapping
 
+from ..errors import ConfigurationWarning
 from ._detector import ContextReport, clear_reports, disable, enable, enabled, reports
 
 __all__ = [
@@ -45,8 +47,8 @@ ENV_VAR = "ASYNCLOCAL_DEBUG"
 def enable_from_env(environ: Mapping[str, str] | None = None) -> bool:
     """Enable the detector when ``ASYNCLOCAL_DEBUG`` is 1/true/on/yes; return whether it did.
 
-    Raises:
-        ValueError: the variable holds anything but those values, 0/false/off/no or empty.
+    0/false/off/no or empty enable nothing; any other value enables nothing and is
+    reported with a `asynclocal.errors.ConfigurationWarning` (never an exception).
     """
     value = (os.environ if environ is None else environ).get(ENV_VAR, "").strip().lower()
     if value in ("", "0", "false", "off", "no"):
@@ -54,4 +56,10 @@ def enable_from_env(environ: Mapping[str, str] | None = None) -> bool:
     if value in ("1", "true", "on", "yes"):
         enable()
         return True
-    raise ValueError(f"{ENV_VAR}={value!r} is not understood; use 1 to enable the detector or 0")
+    warnings.warn(
+        f"{ENV_VAR}={value[:40]!r} is not understood and was ignored; use 1 to enable the "
+        "detector or 0",
+        ConfigurationWarning,
+        stacklevel=2,
+    )
+    return False

@@ -17,9 +17,9 @@ Resource types: ``"Task"`` (tasks, one step per start/resumption), ``"Future"``
 `asyncio.start_server`) and user `AsyncResource` types.
 
 Tracking is on while at least one hook is enabled (a hook without callbacks is
-enough), or from start-up with the environment variable
-``ASYNCLOCAL_HOOKS=1`` (``ASYNCLOCAL_HOOKS=trace`` also logs every event on the
-``asynclocal.hooks.trace`` logger at DEBUG). With no hook enabled nothing is
+enough), or from the environment variable ``ASYNCLOCAL_HOOKS=1`` when the app calls
+`asynclocal.enable_from_env()` (``ASYNCLOCAL_HOOKS=trace`` also logs every event on
+the ``asynclocal.hooks.trace`` logger at DEBUG). With no hook enabled nothing is
 installed: no task factory, no wrapper, no patched loop method.
 """
 
@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import logging
 import os
+import warnings
 from collections.abc import Mapping
 
 from .._async_ids import (
@@ -37,6 +38,7 @@ from .._async_ids import (
     current_execution_resource,
     current_trigger_async_id,
 )
+from ..errors import ConfigurationWarning
 from ._hook import AsyncHook, create_hook, enabled_hooks
 from ._install import installed, patched_classes
 from ._resources import CallbackResource, ProtocolResource
@@ -125,10 +127,10 @@ def enable_from_env(environ: Mapping[str, str] | None = None) -> AsyncHook | Non
 
     ``1``/``true``/``on``/``track``: an empty hook (ids and execution resources
     are tracked); ``trace``: `trace_hook()`; unset, empty or ``0``: nothing.
-    `import asynclocal` calls this when the variable is set.
+    Nothing reads the variable unless this (or `asynclocal.enable_from_env`) is called.
 
-    Raises:
-        ValueError: the variable holds anything else.
+    Any other value enables nothing and is reported with a
+    `asynclocal.errors.ConfigurationWarning`; it never raises because of the environment.
     """
     value = (os.environ if environ is None else environ).get(ENV_VAR, "").strip().lower()
     if value in ("", "0", "false", "off", "no"):
@@ -137,7 +139,10 @@ def enable_from_env(environ: Mapping[str, str] | None = None) -> AsyncHook | Non
         return create_hook().enable()
     if value == "trace":
         return trace_hook().enable()
-    raise ValueError(
-        f"{ENV_VAR}={value!r} is not understood; use 1 (track ids and resources), "
-        "trace (also log every event) or 0"
+    warnings.warn(
+        f"{ENV_VAR}={value[:40]!r} is not understood and was ignored; use 1 (track ids and "
+        "resources), trace (also log every event) or 0",
+        ConfigurationWarning,
+        stacklevel=2,
     )
+    return None
