@@ -19,6 +19,10 @@ setup_system_packages() {
   # Real servers for the integration tests; the tests start and stop them.
   local need=()
   command -v redis-server >/dev/null 2>&1 || need+=(redis-server)
+  command -v nats-server >/dev/null 2>&1 || need+=(nats-server)
+  if ! command -v rabbitmq-server >/dev/null 2>&1 && [ ! -x /usr/lib/rabbitmq/bin/rabbitmq-server ]; then
+    need+=(rabbitmq-server)
+  fi
   if ! command -v initdb >/dev/null 2>&1 && ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then
     need+=(postgresql)
   fi

@@ -1,0 +1,124 @@
+"""What every non-HTTP hop shares: metadata in, a request context out; context in, metadata out.
+
+The server side of a hop (a gRPC call, a consumed message) reads the same
+fields an HTTP middleware reads, through the same `RequestContextFactory`
+(request id policy, initializers, ``on_request``) and the same continuation
+(`asynclocal.propagation.continue_context`). The trust rule is the policy's:
+when it names ``trusted_proxies``, a peer outside them gets a fresh id and
+nothing it sent is continued (no trace, no causation chain, no baggage).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from ..errors import RequestRejected
+from ..propagation import continue_context, extract, get_config, inject
+from ..propagation._targets import PropagationTargets
+from ..request import RequestContext, RequestContextFactory, RequestIdPolicy, request_storage
+
+__all__ = [
+    "MAX_METADATA_VALUE",
+    "build_context",
+    "metadata_text",
+    "outgoing_pairs",
+    "peer_trusted",
+]
+
+#: Longer metadata values are dropped before anything reads them.
+MAX_METADATA_VALUE = 8192
+
+
+def metadata_text(pairs: Iterable[tuple[Any, Any]] | None) -> dict[str, str]:
+    """Lower-cased text metadata as a dict; binary, oversized and repeated values dropped.
+
+    A repeated name is joined with ``", "`` (as HTTP servers join repeated
+    headers), which no request id validator accepts.
+    """
+    result: dict[str, str] = {}
+    if not pairs:
+        return result
+    for pair in pairs:
+        try:
+            name, value = pair
+        except (TypeError, ValueError):
+            continue
+        if isinstance(name, bytes):
+            try:
+                name = name.decode("ascii")
+            except UnicodeDecodeError:
+                continue
+        if isinstance(value, bytes):
+            try:
+                value = value.decode("latin-1")
+            except UnicodeDecodeError:  # pragma: no cover - latin-1 decodes any byte
+                continue
+        if not isinstance(name, str) or not isinstance(value, str):
+            continue
+        if len(value) > MAX_METADATA_VALUE or name.endswith("-bin"):
+            continue
+        name = name.lower()
+        old = result.get(name)
+        result[name] = value if old is None else f"{old}, {value}"
+    return result
+
+
+def peer_trusted(policy: RequestIdPolicy, host: str | None) -> bool:
+    """Whether `policy` trusts what a peer at `host` sends (True when it names no networks)."""
+    networks = policy.networks
+    if networks is None:
+        return True
+    if not host:
+        return False
+    try:
+        address = ipaddress.ip_address(host.strip("[]").split("%", 1)[0])
+    except ValueError:
+        return False
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        address = address.ipv4_mapped
+    return any(address in net for net in networks)
+
+
+def build_context(
+    factory: RequestContextFactory,
+    metadata: Mapping[str, str],
+    *,
+    method: str,
+    path: str,
+    peer_host: str | None,
+    client: str | None,
+) -> RequestContext:
+    """The `RequestContext` of one incoming call or message, continuing its caller.
+
+    Raises:
+        InvalidRequestId: the incoming id is invalid and the policy rejects it.
+    """
+    ctx = factory.from_headers(metadata, method=method, path=path, client=client)
+    ctx.route = path
+    if peer_trusted(factory.policy, peer_host):
+        continue_context(ctx, extract(metadata))
+    else:
+        continue_context(ctx, extract({}))
+    return ctx
+
+
+def outgoing_pairs(url: str, targets: PropagationTargets | None) -> tuple[dict[str, str], bool]:
+    """What `inject` would send from here, and whether `url` may receive it."""
+    ours: dict[str, str] = {}
+    inject(ours)
+    ctx = request_storage.get_store()
+    cfg = get_config()
+    if cfg.forward_authorization and ctx is not None and ctx.access_token:
+        ours["authorization"] = f"Bearer {ctx.access_token}"
+    if not ours:
+        return ours, False
+    allowed = (targets if targets is not None else cfg.targets).matches(url)
+    return ours, allowed
+
+
+def rejection_status(exc: RequestRejected) -> int:
+    """The HTTP status of a `RequestRejected`, bounded to a sane range."""
+    status = getattr(exc, "status_code", 400)
+    return status if isinstance(status, int) and 100 <= status <= 599 else 400
