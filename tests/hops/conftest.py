@@ -18,3 +18,7 @@ def loopback_targets() -> Iterator[None]:
         yield
     finally:
         propagation.reset_config()
+
+
+# The real redis-server the task queue tests start (session-scoped, on 127.0.0.1).
+from tests.queues.conftest import redis_server  # noqa: E402, F401
