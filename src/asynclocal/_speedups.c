@@ -14,17 +14,114 @@
  *   **kwargs) (bind): each call runs in a fresh copy of the captured Context,
  *   so it is re-entrant and thread-safe, and discards what the callee changed.
  *
- * C API of CPython 3.10-3.13.
+ * Interpreters: multi-phase initialisation (PEP 489) with heap types and all
+ * state in the module object, so every (sub)interpreter gets its own module,
+ * including interpreters with their own GIL (3.12+). On free-threaded builds
+ * (3.13t+) the module declares that it does not need the GIL: the one mutable
+ * field shared between threads, StorageBase.var (swapped by disable()), and
+ * StorageBase.default_ are read and written inside a per-object critical
+ * section, and every read takes a strong reference before the lock is dropped.
+ *
+ * C API of CPython 3.10-3.14.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 #include "structmember.h"
 
-/* -- helpers registered from Python (slow paths only) ---------------------- */
+#if PY_VERSION_HEX >= 0x030D0000
+#  define AL_BEGIN_CRITICAL_SECTION(op) Py_BEGIN_CRITICAL_SECTION(op)
+#  define AL_END_CRITICAL_SECTION() Py_END_CRITICAL_SECTION()
+#else
+/* No free-threaded builds before 3.13: the GIL serialises these blocks. */
+#  define AL_BEGIN_CRITICAL_SECTION(op) {
+#  define AL_END_CRITICAL_SECTION() }
+#endif
 
-static PyObject *raise_not_callable = NULL;  /* (method: str, fn) -> raises */
-static PyObject *await_with_store = NULL;    /* (var, store, default, coro) -> coro */
-static PyObject *run_coroutine_in = NULL;    /* (ctx, coro) -> coro */
+/* -- module state ------------------------------------------------------------ */
+
+typedef struct {
+    PyTypeObject *storage_type;
+    PyTypeObject *runner_type;
+    /* helpers registered from Python (slow paths only) */
+    PyObject *raise_not_callable;  /* (method: str, fn) -> raises */
+    PyObject *await_with_store;    /* (var, store, default, coro) -> coro */
+    PyObject *run_coroutine_in;    /* (ctx, coro) -> coro */
+} module_state;
+
+static struct PyModuleDef speedups_module;
+
+static inline module_state *
+get_state(PyObject *module)
+{
+    return (module_state *)PyModule_GetState(module);
+}
+
+/* The module that defined `type` or one of its bases (borrowed), or NULL with an error. */
+static PyObject *
+module_of(PyTypeObject *type)
+{
+#if PY_VERSION_HEX >= 0x030B0000
+    return PyType_GetModuleByDef(type, &speedups_module);
+#else
+    PyObject *mro = type->tp_mro;
+    if (mro != NULL) {
+        for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(mro); i++) {
+            PyTypeObject *t = (PyTypeObject *)PyTuple_GET_ITEM(mro, i);
+            if (!PyType_HasFeature(t, Py_TPFLAGS_HEAPTYPE)) {
+                continue;
+            }
+            PyObject *m = ((PyHeapTypeObject *)t)->ht_module;
+            if (m != NULL && PyModule_GetDef(m) == &speedups_module) {
+                return m;
+            }
+        }
+    }
+    PyErr_Format(PyExc_TypeError, "PyType_GetModuleByDef: No superclass of '%s' has the "
+                 "given module", type->tp_name);
+    return NULL;
+#endif
+}
+
+typedef struct {
+    PyObject *raise_not_callable;
+    PyObject *await_with_store;
+    PyObject *run_coroutine_in;
+} helpers;
+
+/* Strong references to the helpers of the module that defined `type`, or -1 with an error. */
+static int
+load_helpers(PyTypeObject *type, helpers *h)
+{
+    PyObject *module = module_of(type);
+    if (module == NULL) {
+        return -1;
+    }
+    module_state *st = get_state(module);
+    AL_BEGIN_CRITICAL_SECTION(module);
+    h->raise_not_callable = Py_XNewRef(st->raise_not_callable);
+    h->await_with_store = Py_XNewRef(st->await_with_store);
+    h->run_coroutine_in = Py_XNewRef(st->run_coroutine_in);
+    AL_END_CRITICAL_SECTION();
+    if (h->raise_not_callable == NULL || h->await_with_store == NULL
+        || h->run_coroutine_in == NULL) {
+        Py_CLEAR(h->raise_not_callable);
+        Py_CLEAR(h->await_with_store);
+        Py_CLEAR(h->run_coroutine_in);
+        PyErr_SetString(PyExc_RuntimeError,
+                        "asynclocal._speedups is used before asynclocal._storage set its "
+                        "helpers; import asynclocal instead of asynclocal._speedups");
+        return -1;
+    }
+    return 0;
+}
+
+static void
+release_helpers(helpers *h)
+{
+    Py_CLEAR(h->raise_not_callable);
+    Py_CLEAR(h->await_with_store);
+    Py_CLEAR(h->run_coroutine_in);
+}
 
 static PyObject *
 set_helpers(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
@@ -40,43 +137,47 @@ set_helpers(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
             return NULL;
         }
     }
-    Py_XSETREF(raise_not_callable, Py_NewRef(args[0]));
-    Py_XSETREF(await_with_store, Py_NewRef(args[1]));
-    Py_XSETREF(run_coroutine_in, Py_NewRef(args[2]));
-    Py_RETURN_NONE;
-}
-
-static int
-helpers_ready(void)
-{
-    if (raise_not_callable == NULL || await_with_store == NULL || run_coroutine_in == NULL) {
-        PyErr_SetString(PyExc_RuntimeError,
-                        "asynclocal._speedups is used before asynclocal._storage set its "
-                        "helpers; import asynclocal instead of asynclocal._speedups");
-        return 0;
+    module_state *st = get_state(module);
+    PyObject *old[3];
+    AL_BEGIN_CRITICAL_SECTION(module);
+    old[0] = st->raise_not_callable;
+    old[1] = st->await_with_store;
+    old[2] = st->run_coroutine_in;
+    st->raise_not_callable = Py_NewRef(args[0]);
+    st->await_with_store = Py_NewRef(args[1]);
+    st->run_coroutine_in = Py_NewRef(args[2]);
+    AL_END_CRITICAL_SECTION();
+    /* Released outside the lock: a finaliser may run. */
+    for (int i = 0; i < 3; i++) {
+        Py_XDECREF(old[i]);
     }
-    return 1;
+    Py_RETURN_NONE;
 }
 
 /* fn raised TypeError: if fn is not callable, replace it with the helpful
  * message (the check costs nothing on the success path). */
 static void
-explain_type_error(const char *method, PyObject *fn)
+explain_type_error(PyTypeObject *type, const char *method, PyObject *fn)
 {
     if (!PyErr_ExceptionMatches(PyExc_TypeError) || PyCallable_Check(fn)) {
         return;
     }
-    if (!helpers_ready()) {
-        return;
-    }
     PyErr_Clear();
-    PyObject *name = PyUnicode_FromString(method);
-    if (name == NULL) {
-        return;
+    helpers h;
+    if (load_helpers(type, &h) < 0) {
+        PyErr_Clear();
     }
-    PyObject *res = PyObject_CallFunctionObjArgs(raise_not_callable, name, fn, NULL);
-    Py_DECREF(name);
-    Py_XDECREF(res);
+    else {
+        PyObject *name = PyUnicode_FromString(method);
+        if (name == NULL) {
+            release_helpers(&h);
+            return;
+        }
+        PyObject *res = PyObject_CallFunctionObjArgs(h.raise_not_callable, name, fn, NULL);
+        Py_DECREF(name);
+        Py_XDECREF(res);
+        release_helpers(&h);
+    }
     if (!PyErr_Occurred()) {
         PyErr_Format(PyExc_TypeError, "expected a callable as fn, got %.200s",
                      Py_TYPE(fn)->tp_name);
@@ -119,12 +220,10 @@ typedef struct {
     PyObject *default_; /* what get_store() returns where no store is set */
 } StorageBase;
 
-static PyTypeObject StorageBase_Type;
-
 static int
-storage_ready(StorageBase *self)
+storage_ready(PyObject *self, PyObject *var, PyObject *dflt)
 {
-    if (self->var == NULL || self->default_ == NULL) {
+    if (var == NULL || dflt == NULL) {
         PyErr_Format(PyExc_RuntimeError,
                      "%.200s was not initialised: call its __init__ (super().__init__(...) in a "
                      "subclass)", Py_TYPE(self)->tp_name);
@@ -133,31 +232,61 @@ storage_ready(StorageBase *self)
     return 1;
 }
 
-static PyObject *
-storage_get_store(StorageBase *self, PyObject *Py_UNUSED(ignored))
+/* Strong references to var and default_ (either may be NULL before __init__).
+ * Taken under the object's critical section, so a concurrent _set_var() or
+ * `_default` assignment can never free what was just read. */
+static inline void
+load_fields(StorageBase *self, PyObject **var, PyObject **dflt)
 {
+    AL_BEGIN_CRITICAL_SECTION(self);
+    *var = Py_XNewRef(self->var);
+    *dflt = Py_XNewRef(self->default_);
+    AL_END_CRITICAL_SECTION();
+}
+
+static PyObject *
+storage_get_store(PyObject *op, PyObject *Py_UNUSED(ignored))
+{
+    StorageBase *self = (StorageBase *)op;
     PyObject *value;
+#ifdef Py_GIL_DISABLED
+    PyObject *var, *dflt;
+    load_fields(self, &var, &dflt);
+    if (var == NULL) {
+        Py_XDECREF(dflt);
+        storage_ready(op, NULL, NULL);
+        return NULL;
+    }
+    int rc = PyContextVar_Get(var, dflt, &value);
+    Py_DECREF(var);
+    Py_XDECREF(dflt);
+    if (rc < 0) {
+        return NULL;
+    }
+#else
+    /* With a GIL the fields cannot change under us: PyContextVar_Get runs no
+     * Python code (a HAMT lookup keyed by identity), so borrowed reads are safe. */
     if (self->var == NULL) {
-        storage_ready(self);
+        storage_ready(op, NULL, NULL);
         return NULL;
     }
     if (PyContextVar_Get(self->var, self->default_, &value) < 0) {
         return NULL;
     }
+#endif
     if (value == NULL) {  /* no value and no default: only before __init__ set _default */
         Py_RETURN_NONE;
     }
     return value;
 }
 
-/* Set var to value, call fn(*args, **kwargs), reset; wrap a coroutine result. */
+/* Set var to value, call fn(*args, **kwargs), reset; wrap a coroutine result.
+ * Steals the references to var, value and dflt. */
 static PyObject *
-run_with(StorageBase *self, const char *method, PyObject *value, PyObject *fn,
-         PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
+run_with(PyObject *self, const char *method, PyObject *var, PyObject *value, PyObject *dflt,
+         PyObject *fn, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
 {
     /* Own references: fn may call disable() (replacing self->var) or rebind _default. */
-    PyObject *var = Py_NewRef(self->var);
-    Py_INCREF(value);
     PyObject *res = NULL;
     PyObject *token = PyContextVar_Set(var, value);
     if (token == NULL) {
@@ -165,7 +294,7 @@ run_with(StorageBase *self, const char *method, PyObject *value, PyObject *fn,
     }
     res = PyObject_Vectorcall(fn, args, nargs, kwnames);
     if (res == NULL) {
-        explain_type_error(method, fn);
+        explain_type_error(Py_TYPE(self), method, fn);
         reset_keeping_error(var, token);
     }
     else if (PyContextVar_Reset(var, token) < 0) {
@@ -175,22 +304,23 @@ run_with(StorageBase *self, const char *method, PyObject *value, PyObject *fn,
     if (res != NULL && PyCoro_CheckExact(res)) {
         /* async def: the returned coroutine sets the store again while it runs. */
         PyObject *coro = res;
+        helpers h;
         res = NULL;
-        if (helpers_ready()) {
-            PyObject *dflt = Py_NewRef(self->default_);
-            res = PyObject_CallFunctionObjArgs(await_with_store, var, value, dflt, coro, NULL);
-            Py_DECREF(dflt);
+        if (load_helpers(Py_TYPE(self), &h) == 0) {
+            res = PyObject_CallFunctionObjArgs(h.await_with_store, var, value, dflt, coro, NULL);
+            release_helpers(&h);
         }
         Py_DECREF(coro);
     }
 done:
     Py_DECREF(value);
     Py_DECREF(var);
+    Py_DECREF(dflt);
     return res;
 }
 
 static PyObject *
-storage_run(StorageBase *self, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
+storage_run(PyObject *self, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
 {
     if (nargs < 2) {
         PyErr_Format(PyExc_TypeError,
@@ -199,14 +329,19 @@ storage_run(StorageBase *self, PyObject *const *args, Py_ssize_t nargs, PyObject
                      nargs);
         return NULL;
     }
-    if (!storage_ready(self)) {
+    PyObject *var, *dflt;
+    load_fields((StorageBase *)self, &var, &dflt);
+    if (!storage_ready(self, var, dflt)) {
+        Py_XDECREF(var);
+        Py_XDECREF(dflt);
         return NULL;
     }
-    return run_with(self, "run", args[0], args[1], args + 2, nargs - 2, kwnames);
+    return run_with(self, "run", var, Py_NewRef(args[0]), dflt, args[1], args + 2, nargs - 2,
+                    kwnames);
 }
 
 static PyObject *
-storage_exit(StorageBase *self, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
+storage_exit(PyObject *self, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
 {
     if (nargs < 1) {
         PyErr_SetString(PyExc_TypeError,
@@ -214,46 +349,108 @@ storage_exit(StorageBase *self, PyObject *const *args, Py_ssize_t nargs, PyObjec
                         "als.exit(fn, *args, **kwargs)");
         return NULL;
     }
-    if (!storage_ready(self)) {
+    PyObject *var, *dflt;
+    load_fields((StorageBase *)self, &var, &dflt);
+    if (!storage_ready(self, var, dflt)) {
+        Py_XDECREF(var);
+        Py_XDECREF(dflt);
         return NULL;
     }
-    return run_with(self, "exit", self->default_, args[0], args + 1, nargs - 1, kwnames);
+    return run_with(self, "exit", var, Py_NewRef(dflt), dflt, args[0], args + 1, nargs - 1,
+                    kwnames);
 }
 
 static PyObject *
-storage_set_var(StorageBase *self, PyObject *var)
+storage_set_var(PyObject *op, PyObject *var)
 {
+    StorageBase *self = (StorageBase *)op;
     if (!PyContextVar_CheckExact(var)) {
         PyErr_Format(PyExc_TypeError, "_set_var() expects a contextvars.ContextVar, got %.200s",
                      Py_TYPE(var)->tp_name);
         return NULL;
     }
-    Py_XSETREF(self->var, Py_NewRef(var));
+    PyObject *old;
+    AL_BEGIN_CRITICAL_SECTION(op);
+    old = self->var;
+    self->var = Py_NewRef(var);
+    AL_END_CRITICAL_SECTION();
+    /* Released outside the critical section; readers hold their own references. */
+    Py_XDECREF(old);
     Py_RETURN_NONE;
 }
 
-static int
-storage_traverse(StorageBase *self, visitproc visit, void *arg)
+static PyObject *
+storage_get_var(PyObject *op, void *Py_UNUSED(closure))
 {
+    StorageBase *self = (StorageBase *)op;
+    PyObject *var;
+    AL_BEGIN_CRITICAL_SECTION(op);
+    var = Py_XNewRef(self->var);
+    AL_END_CRITICAL_SECTION();
+    if (var == NULL) {
+        PyErr_SetString(PyExc_AttributeError, "_var");
+    }
+    return var;
+}
+
+static PyObject *
+storage_get_default(PyObject *op, void *Py_UNUSED(closure))
+{
+    StorageBase *self = (StorageBase *)op;
+    PyObject *dflt;
+    AL_BEGIN_CRITICAL_SECTION(op);
+    dflt = Py_XNewRef(self->default_);
+    AL_END_CRITICAL_SECTION();
+    if (dflt == NULL) {
+        PyErr_SetString(PyExc_AttributeError, "_default");
+    }
+    return dflt;
+}
+
+static int
+storage_set_default(PyObject *op, PyObject *value, void *Py_UNUSED(closure))
+{
+    StorageBase *self = (StorageBase *)op;
+    PyObject *old;
+    AL_BEGIN_CRITICAL_SECTION(op);
+    old = self->default_;
+    self->default_ = Py_XNewRef(value);  /* NULL: `del als._default` */
+    AL_END_CRITICAL_SECTION();
+    if (value == NULL && old == NULL) {
+        PyErr_SetString(PyExc_AttributeError, "_default");
+        return -1;
+    }
+    Py_XDECREF(old);
+    return 0;
+}
+
+static int
+storage_traverse(PyObject *op, visitproc visit, void *arg)
+{
+    StorageBase *self = (StorageBase *)op;
+    Py_VISIT(Py_TYPE(op));
     Py_VISIT(self->var);
     Py_VISIT(self->default_);
     return 0;
 }
 
 static int
-storage_clear(StorageBase *self)
+storage_clear(PyObject *op)
 {
+    StorageBase *self = (StorageBase *)op;
     Py_CLEAR(self->var);
     Py_CLEAR(self->default_);
     return 0;
 }
 
 static void
-storage_dealloc(StorageBase *self)
+storage_dealloc(PyObject *op)
 {
-    PyObject_GC_UnTrack(self);
-    storage_clear(self);
-    Py_TYPE(self)->tp_free((PyObject *)self);
+    PyTypeObject *tp = Py_TYPE(op);
+    PyObject_GC_UnTrack(op);
+    storage_clear(op);
+    tp->tp_free(op);
+    Py_DECREF(tp);
 }
 
 PyDoc_STRVAR(get_store_doc,
@@ -284,44 +481,48 @@ static PyMethodDef storage_methods[] = {
     {NULL, NULL, 0, NULL},
 };
 
-static PyMemberDef storage_members[] = {
-    {"_var", T_OBJECT_EX, offsetof(StorageBase, var), READONLY,
-     "The ContextVar backing the storage; replaced by disable()."},
-    {"_default", T_OBJECT_EX, offsetof(StorageBase, default_), 0,
-     "What get_store() returns where no store is set."},
-    {NULL, 0, 0, 0, NULL},
+static PyGetSetDef storage_getset[] = {
+    {"_var", storage_get_var, NULL,
+     "The ContextVar backing the storage; replaced by disable().", NULL},
+    {"_default", storage_get_default, storage_set_default,
+     "What get_store() returns where no store is set.", NULL},
+    {NULL, NULL, NULL, NULL, NULL},
 };
 
-static PyTypeObject StorageBase_Type = {
-    PyVarObject_HEAD_INIT(NULL, 0)
-    .tp_name = "asynclocal._speedups.StorageBase",
-    .tp_basicsize = sizeof(StorageBase),
-    .tp_dealloc = (destructor)storage_dealloc,
-    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_BASETYPE | Py_TPFLAGS_HAVE_GC,
-    .tp_doc = "The fast paths of AsyncLocalStorage: its ContextVar, default, get_store, run, exit.",
-    .tp_traverse = (traverseproc)storage_traverse,
-    .tp_clear = (inquiry)storage_clear,
-    .tp_methods = storage_methods,
-    .tp_members = storage_members,
-    .tp_new = PyType_GenericNew,
+static PyType_Slot storage_slots[] = {
+    {Py_tp_doc, "The fast paths of AsyncLocalStorage: its ContextVar, default, get_store, run, "
+                "exit."},
+    {Py_tp_dealloc, storage_dealloc},
+    {Py_tp_traverse, storage_traverse},
+    {Py_tp_clear, storage_clear},
+    {Py_tp_methods, storage_methods},
+    {Py_tp_getset, storage_getset},
+    {Py_tp_new, PyType_GenericNew},
+    {0, NULL},
+};
+
+static PyType_Spec storage_spec = {
+    .name = "asynclocal._speedups.StorageBase",
+    .basicsize = sizeof(StorageBase),
+    .flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_BASETYPE | Py_TPFLAGS_HAVE_GC
+             | Py_TPFLAGS_IMMUTABLETYPE,
+    .slots = storage_slots,
 };
 
 /* -- ContextRunner ----------------------------------------------------------- */
 
 typedef struct {
     PyObject_HEAD
-    PyObject *ctx;         /* the captured Context, never entered itself */
-    PyObject *fn;          /* the bound callable, or NULL for a snapshot runner */
+    PyObject *ctx;         /* the captured Context, never entered itself; immutable */
+    PyObject *fn;          /* the bound callable, or NULL for a snapshot runner; immutable */
     PyObject *dict;        /* __wrapped__, __name__, __doc__... (functools.update_wrapper) */
     PyObject *weakreflist;
     vectorcallfunc vectorcall;
 } ContextRunner;
 
-static PyTypeObject ContextRunner_Type;
-
 /* Call fn in a fresh copy of ctx; a coroutine result runs wholly in another copy. */
 static PyObject *
-call_in_copy(PyObject *ctx, PyObject *fn, PyObject *const *args, size_t nargsf,
+call_in_copy(PyObject *self, PyObject *ctx, PyObject *fn, PyObject *const *args, size_t nargsf,
              PyObject *kwnames, int explain)
 {
     PyObject *copy = PyContext_Copy(ctx);
@@ -345,10 +546,14 @@ call_in_copy(PyObject *ctx, PyObject *fn, PyObject *const *args, size_t nargsf,
     Py_DECREF(copy);
     if (res != NULL && PyCoro_CheckExact(res)) {
         PyObject *coro = res;
+        helpers h;
         res = NULL;
-        if (helpers_ready() && (copy = PyContext_Copy(ctx)) != NULL) {
-            res = PyObject_CallFunctionObjArgs(run_coroutine_in, copy, coro, NULL);
-            Py_DECREF(copy);
+        if (load_helpers(Py_TYPE(self), &h) == 0) {
+            if ((copy = PyContext_Copy(ctx)) != NULL) {
+                res = PyObject_CallFunctionObjArgs(h.run_coroutine_in, copy, coro, NULL);
+                Py_DECREF(copy);
+            }
+            release_helpers(&h);
         }
         Py_DECREF(coro);
     }
@@ -356,10 +561,11 @@ call_in_copy(PyObject *ctx, PyObject *fn, PyObject *const *args, size_t nargsf,
 }
 
 static PyObject *
-runner_vectorcall(ContextRunner *self, PyObject *const *args, size_t nargsf, PyObject *kwnames)
+runner_vectorcall(PyObject *op, PyObject *const *args, size_t nargsf, PyObject *kwnames)
 {
+    ContextRunner *self = (ContextRunner *)op;
     if (self->fn != NULL) {
-        return call_in_copy(self->ctx, self->fn, args, nargsf, kwnames, 0);
+        return call_in_copy(op, self->ctx, self->fn, args, nargsf, kwnames, 0);
     }
     Py_ssize_t nargs = PyVectorcall_NARGS(nargsf);
     if (nargs < 1) {
@@ -368,7 +574,7 @@ runner_vectorcall(ContextRunner *self, PyObject *const *args, size_t nargsf, PyO
                         "runner(fn, *args, **kwargs)");
         return NULL;
     }
-    return call_in_copy(self->ctx, args[0], args + 1, nargs - 1, kwnames, 1);
+    return call_in_copy(op, self->ctx, args[0], args + 1, nargs - 1, kwnames, 1);
 }
 
 static PyObject *
@@ -395,7 +601,7 @@ runner_new(PyTypeObject *type, PyObject *args, PyObject *kwargs)
     }
     self->ctx = Py_NewRef(ctx);
     self->fn = fn == Py_None ? NULL : Py_NewRef(fn);
-    self->vectorcall = (vectorcallfunc)runner_vectorcall;
+    self->vectorcall = runner_vectorcall;
     return (PyObject *)self;
 }
 
@@ -410,17 +616,20 @@ runner_descr_get(PyObject *self, PyObject *obj, PyObject *type)
 }
 
 static PyObject *
-runner_repr(ContextRunner *self)
+runner_repr(PyObject *op)
 {
+    ContextRunner *self = (ContextRunner *)op;
     if (self->fn == NULL) {
-        return PyUnicode_FromFormat("<asynclocal snapshot runner at %p>", self);
+        return PyUnicode_FromFormat("<asynclocal snapshot runner at %p>", op);
     }
     return PyUnicode_FromFormat("<asynclocal bound %R>", self->fn);
 }
 
 static int
-runner_traverse(ContextRunner *self, visitproc visit, void *arg)
+runner_traverse(PyObject *op, visitproc visit, void *arg)
 {
+    ContextRunner *self = (ContextRunner *)op;
+    Py_VISIT(Py_TYPE(op));
     Py_VISIT(self->ctx);
     Py_VISIT(self->fn);
     Py_VISIT(self->dict);
@@ -428,8 +637,9 @@ runner_traverse(ContextRunner *self, visitproc visit, void *arg)
 }
 
 static int
-runner_clear(ContextRunner *self)
+runner_clear(PyObject *op)
 {
+    ContextRunner *self = (ContextRunner *)op;
     Py_CLEAR(self->ctx);
     Py_CLEAR(self->fn);
     Py_CLEAR(self->dict);
@@ -437,19 +647,23 @@ runner_clear(ContextRunner *self)
 }
 
 static void
-runner_dealloc(ContextRunner *self)
+runner_dealloc(PyObject *op)
 {
-    PyObject_GC_UnTrack(self);
+    ContextRunner *self = (ContextRunner *)op;
+    PyTypeObject *tp = Py_TYPE(op);
+    PyObject_GC_UnTrack(op);
     if (self->weakreflist != NULL) {
-        PyObject_ClearWeakRefs((PyObject *)self);
+        PyObject_ClearWeakRefs(op);
     }
-    runner_clear(self);
-    Py_TYPE(self)->tp_free((PyObject *)self);
+    runner_clear(op);
+    tp->tp_free(op);
+    Py_DECREF(tp);
 }
 
 static PyObject *
-runner_get_ctx(ContextRunner *self, void *Py_UNUSED(closure))
+runner_get_ctx(PyObject *op, void *Py_UNUSED(closure))
 {
+    ContextRunner *self = (ContextRunner *)op;
     if (self->ctx == NULL) {
         Py_RETURN_NONE;
     }
@@ -457,8 +671,9 @@ runner_get_ctx(ContextRunner *self, void *Py_UNUSED(closure))
 }
 
 static PyObject *
-runner_get_fn(ContextRunner *self, void *Py_UNUSED(closure))
+runner_get_fn(PyObject *op, void *Py_UNUSED(closure))
 {
+    ContextRunner *self = (ContextRunner *)op;
     if (self->fn == NULL) {
         Py_RETURN_NONE;
     }
@@ -467,35 +682,45 @@ runner_get_fn(ContextRunner *self, void *Py_UNUSED(closure))
 
 static PyGetSetDef runner_getset[] = {
     {"__dict__", PyObject_GenericGetDict, PyObject_GenericSetDict, NULL, NULL},
-    {"context", (getter)runner_get_ctx, NULL,
+    {"context", runner_get_ctx, NULL,
      "The captured Context (each call runs in a fresh copy of it).", NULL},
-    {"__self__", (getter)runner_get_ctx, NULL,
+    {"__self__", runner_get_ctx, NULL,
      "The captured Context, as for `ctx.run` (diagnostics look for it).", NULL},
-    {"func", (getter)runner_get_fn, NULL, "The bound callable, or None for a snapshot runner.",
+    {"func", runner_get_fn, NULL, "The bound callable, or None for a snapshot runner.",
      NULL},
     {NULL, NULL, NULL, NULL, NULL},
 };
 
-static PyTypeObject ContextRunner_Type = {
-    PyVarObject_HEAD_INIT(NULL, 0)
-    .tp_name = "asynclocal._speedups.ContextRunner",
-    .tp_basicsize = sizeof(ContextRunner),
-    .tp_dealloc = (destructor)runner_dealloc,
-    .tp_vectorcall_offset = offsetof(ContextRunner, vectorcall),
-    .tp_repr = (reprfunc)runner_repr,
-    .tp_call = PyVectorcall_Call,
-    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC | Py_TPFLAGS_HAVE_VECTORCALL,
-    .tp_doc = "ContextRunner(ctx, fn=None): call in a fresh copy of ctx each time.\n\n"
-              "Without fn, runner(fn, *args, **kwargs) (a snapshot); with fn,\n"
-              "runner(*args, **kwargs) (a bound callable). A coroutine result is a\n"
-              "coroutine whose whole body runs in a fresh copy of ctx.",
-    .tp_traverse = (traverseproc)runner_traverse,
-    .tp_clear = (inquiry)runner_clear,
-    .tp_weaklistoffset = offsetof(ContextRunner, weakreflist),
-    .tp_getset = runner_getset,
-    .tp_descr_get = runner_descr_get,
-    .tp_dictoffset = offsetof(ContextRunner, dict),
-    .tp_new = runner_new,
+static PyMemberDef runner_members[] = {
+    {"__dictoffset__", T_PYSSIZET, offsetof(ContextRunner, dict), READONLY, NULL},
+    {"__weaklistoffset__", T_PYSSIZET, offsetof(ContextRunner, weakreflist), READONLY, NULL},
+    {"__vectorcalloffset__", T_PYSSIZET, offsetof(ContextRunner, vectorcall), READONLY, NULL},
+    {NULL, 0, 0, 0, NULL},
+};
+
+static PyType_Slot runner_slots[] = {
+    {Py_tp_doc, "ContextRunner(ctx, fn=None): call in a fresh copy of ctx each time.\n\n"
+                "Without fn, runner(fn, *args, **kwargs) (a snapshot); with fn,\n"
+                "runner(*args, **kwargs) (a bound callable). A coroutine result is a\n"
+                "coroutine whose whole body runs in a fresh copy of ctx."},
+    {Py_tp_dealloc, runner_dealloc},
+    {Py_tp_repr, runner_repr},
+    {Py_tp_call, PyVectorcall_Call},
+    {Py_tp_traverse, runner_traverse},
+    {Py_tp_clear, runner_clear},
+    {Py_tp_getset, runner_getset},
+    {Py_tp_members, runner_members},
+    {Py_tp_descr_get, runner_descr_get},
+    {Py_tp_new, runner_new},
+    {0, NULL},
+};
+
+static PyType_Spec runner_spec = {
+    .name = "asynclocal._speedups.ContextRunner",
+    .basicsize = sizeof(ContextRunner),
+    .flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC | Py_TPFLAGS_HAVE_VECTORCALL
+             | Py_TPFLAGS_IMMUTABLETYPE,
+    .slots = runner_slots,
 };
 
 /* -- per-class method descriptors -------------------------------------------- */
@@ -507,7 +732,8 @@ static PyTypeObject ContextRunner_Type = {
 static PyObject *
 method_descriptors(PyObject *module, PyObject *cls)
 {
-    if (!PyType_Check(cls) || !PyType_IsSubtype((PyTypeObject *)cls, &StorageBase_Type)) {
+    module_state *st = get_state(module);
+    if (!PyType_Check(cls) || !PyType_IsSubtype((PyTypeObject *)cls, st->storage_type)) {
         PyErr_SetString(PyExc_TypeError, "_method_descriptors() expects a StorageBase subclass");
         return NULL;
     }
@@ -540,35 +766,78 @@ static PyMethodDef module_methods[] = {
     {NULL, NULL, 0, NULL},
 };
 
+static int
+speedups_exec(PyObject *module)
+{
+    module_state *st = get_state(module);
+    st->storage_type = (PyTypeObject *)PyType_FromModuleAndSpec(module, &storage_spec, NULL);
+    if (st->storage_type == NULL || PyModule_AddType(module, st->storage_type) < 0) {
+        return -1;
+    }
+    st->runner_type = (PyTypeObject *)PyType_FromModuleAndSpec(module, &runner_spec, NULL);
+    if (st->runner_type == NULL || PyModule_AddType(module, st->runner_type) < 0) {
+        return -1;
+    }
+    return 0;
+}
+
+static int
+speedups_traverse(PyObject *module, visitproc visit, void *arg)
+{
+    module_state *st = get_state(module);
+    Py_VISIT(st->storage_type);
+    Py_VISIT(st->runner_type);
+    Py_VISIT(st->raise_not_callable);
+    Py_VISIT(st->await_with_store);
+    Py_VISIT(st->run_coroutine_in);
+    return 0;
+}
+
+static int
+speedups_clear(PyObject *module)
+{
+    module_state *st = get_state(module);
+    Py_CLEAR(st->storage_type);
+    Py_CLEAR(st->runner_type);
+    Py_CLEAR(st->raise_not_callable);
+    Py_CLEAR(st->await_with_store);
+    Py_CLEAR(st->run_coroutine_in);
+    return 0;
+}
+
+static void
+speedups_free(void *module)
+{
+    speedups_clear((PyObject *)module);
+}
+
+static PyModuleDef_Slot speedups_slots[] = {
+    {Py_mod_exec, speedups_exec},
+#if PY_VERSION_HEX >= 0x030C0000
+    /* All state lives in the module object: each interpreter, with its own GIL too. */
+    {Py_mod_multiple_interpreters, Py_MOD_PER_INTERPRETER_GIL_SUPPORTED},
+#endif
+#if PY_VERSION_HEX >= 0x030D0000
+    /* Free-threaded builds: safe without the GIL (see the critical sections above). */
+    {Py_mod_gil, Py_MOD_GIL_NOT_USED},
+#endif
+    {0, NULL},
+};
+
 static struct PyModuleDef speedups_module = {
     PyModuleDef_HEAD_INIT,
     .m_name = "asynclocal._speedups",
     .m_doc = "Optional C accelerator for asynclocal's core (see asynclocal._fallback).",
-    .m_size = -1,
+    .m_size = sizeof(module_state),
     .m_methods = module_methods,
+    .m_slots = speedups_slots,
+    .m_traverse = speedups_traverse,
+    .m_clear = speedups_clear,
+    .m_free = speedups_free,
 };
 
 PyMODINIT_FUNC
 PyInit__speedups(void)
 {
-    if (PyType_Ready(&StorageBase_Type) < 0 || PyType_Ready(&ContextRunner_Type) < 0) {
-        return NULL;
-    }
-    PyObject *m = PyModule_Create(&speedups_module);
-    if (m == NULL) {
-        return NULL;
-    }
-    Py_INCREF(&StorageBase_Type);
-    if (PyModule_AddObject(m, "StorageBase", (PyObject *)&StorageBase_Type) < 0) {
-        Py_DECREF(&StorageBase_Type);
-        Py_DECREF(m);
-        return NULL;
-    }
-    Py_INCREF(&ContextRunner_Type);
-    if (PyModule_AddObject(m, "ContextRunner", (PyObject *)&ContextRunner_Type) < 0) {
-        Py_DECREF(&ContextRunner_Type);
-        Py_DECREF(m);
-        return NULL;
-    }
-    return m;
+    return PyModuleDef_Init(&speedups_module);
 }
