@@ -88,19 +88,61 @@ _CREDENTIAL_RE = re.compile(
     r"(?P<scheme>\b(?:[Bb]earer|BEARER|[Bb]asic|BASIC)\s+)[A-Za-z0-9\-._~+/]{4,}=*"
     r"|\beyJ[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]*"
 )
-# The password of a URL's userinfo: scheme://user:password@host.
-_URL_PASSWORD_RE = re.compile(r"(?P<scheme>://[^\s:/?#@]*:)[^\s/?#@]+(?=@)")
-# key=value, key: value, "key": "value", 'key': 'value' (value up to a delimiter),
-# and ('key', 'value') / (b'key', b'value') as in reprs of header lists.
-# An unquoted value may start with an auth scheme ("Authorization: Token abc..."):
-# Bearer/Basic always, any other scheme word when a credential of 8+ token68
-# characters follows, so the credential is masked with it.
-_PAIR_RE = re.compile(
-    r"""(?<![A-Za-z0-9_.\-])(?P<key>[A-Za-z_][A-Za-z0-9_.\-]*)(?P<sep>["']?\s*[:=]\s*|["'],\s*b?(?=["']))"""
-    r"""(?P<value>"(?:[^"\\]|\\.)*"|'(?:[^'\\]|\\.)*'"""
-    r"""|(?:(?:[Bb]earer|[Bb]asic)\s+"""
-    r"""|[A-Za-z][A-Za-z0-9.+_\-]*\s+(?=[A-Za-z0-9\-._~+/]{8,}=*(?:[\s&;,})]|$)))?"""
-    r"""[^\s&;,"'})?]+)"""
+# The password of a URL's userinfo: scheme://user:password@host, also
+# percent-encoded as access logs and query strings write it
+# (http%3A//user%3Apassword%40host, http%3A%2F%2Fuser%3Apassword%40host).
+_URL_PASSWORD_RE = re.compile(
+    r"(?P<scheme>(?:://|%3[Aa](?://|%2[Ff]%2[Ff]))(?:[^\s:/?#@%]|%(?!3[Aa]|40)[0-9A-Fa-f]{2})*"
+    r"(?::|%3[Aa]))(?:[^\s/?#@%]|%(?!40|2[Ff])[0-9A-Fa-f]{2})+(?=@|%40)"
+)
+# A key and its separator: key=value, key: value, "key": "value", 'key': 'value',
+# key%3Dvalue (percent-encoded), and ('key', 'value') / (b'key', b'value') as in
+# reprs of header lists. Only the key and the separator are matched: the text
+# after a separator is scanned for keys of its own ("Error: password: x").
+_KEY_SEP_RE = re.compile(
+    r"""(?:(?<![A-Za-z0-9_.\-])|(?<=%[0-9A-Fa-f]{2}))(?P<key>[A-Za-z_][A-Za-z0-9_.\-]*)"""
+    r"""(?P<sep>["']?[ \t]*(?:[:=]|%3[AaDd])\s*|["'],\s*b?(?=["']))"""
+)
+# The value of a secret key, unquoted: an auth scheme and its credential
+# ("Authorization: Token 9944b..."; Bearer/Basic always, any other scheme word
+# when 8+ token68 characters follow), else everything up to a delimiter.
+_VALUE_RE = re.compile(
+    r"""(?:(?:[Bb]earer|BEARER|[Bb]asic|BASIC)[ \t]+"""
+    r"""|[A-Za-z][A-Za-z0-9.+_\-]*[ \t]+(?=[A-Za-z0-9\-._~+/]{8,}=*(?:[\s&;,})\]]|$)))?"""
+    r"""[^\s&;,"'})\]]+"""
+)
+# A quoted value: up to the closing quote, or to the end of the line when unterminated.
+_QUOTED_RE = {
+    '"': re.compile(r'"(?:[^"\\\n]|\\.)*"?'),
+    "'": re.compile(r"'(?:[^'\\\n]|\\.)*'?"),
+}
+_BRACKETS = {"{": "}", "[": "]", "(": ")"}
+_BRACKET_RE = re.compile(r"[{}\[\]()\n]")
+
+# The fast pre-check: text holding none of these (case-insensitive) cannot hold
+# anything the default rules mask, so it is returned untouched. A superset of
+# the default secret keys and key pattern, credential schemes, JWTs and URLs.
+_DEFAULT_TRIGGERS = (
+    "pass",
+    "pwd",
+    "pin",
+    "secret",
+    "token",
+    "api.?key",
+    "auth",
+    "cookie",
+    "credential",
+    "csrf",
+    "jwt",
+    "private",
+    "sess",
+    "sid",
+    "signature",
+    "bearer",
+    "basic",
+    "eyj",
+    "://",
+    "%3a",
 )
 
 _MAX_DEPTH = 8
@@ -163,6 +205,7 @@ class Redactor:
         "_keys",
         "_patterns",
         "_request_secrets",
+        "_trigger",
         "replacement",
     )
 
@@ -191,6 +234,7 @@ class Redactor:
             raise TypeError(f"Redactor(replacement) must be a str, got {replacement!r:.60}")
         self.replacement = replacement
         self._request_secrets = bool(request_secrets)
+        self._trigger = _trigger_for(self._keys, key_pattern)
 
     def is_secret_key(self, key: object) -> bool:
         """True when values stored under `key` must never be printed."""
@@ -207,8 +251,32 @@ class Redactor:
             self._key_cache[key] = secret
         return secret
 
+    def may_hold_secret(self, text: str) -> bool:
+        """False when `text` certainly holds nothing this redactor masks (a fast pre-check).
+
+        True means "look closer", not "holds a secret". Never raises.
+        """
+        if self._patterns or self._trigger is None:
+            return True
+        if self._trigger.search(text) is not None:
+            return True
+        return self._request_secrets and self._request_secret_in(text)
+
+    def _request_secret_in(self, text: str) -> bool:
+        ctx = request_storage.get_store()
+        if ctx is None:
+            return False
+        for secret in (ctx.access_token, ctx.refresh_token):
+            if isinstance(secret, str) and len(secret) >= 8 and secret in text:
+                return True
+        return False
+
     def redact_text(self, text: str) -> str:
-        """`text` with credentials, JWTs, secret ``key=value`` pairs and request tokens masked."""
+        """`text` with credentials, JWTs, secret ``key=value`` pairs and request tokens masked.
+
+        Linear in the length of `text`; returns `text` itself (the same object)
+        when nothing was masked. Never raises on a str.
+        """
         if not text:
             return text
         if self._request_secrets:
@@ -217,15 +285,50 @@ class Redactor:
                 for secret in (ctx.access_token, ctx.refresh_token):
                     if isinstance(secret, str) and len(secret) >= 8 and secret in text:
                         text = text.replace(secret, self.replacement)
-        if "=" in text or ":" in text or "'," in text or '",' in text:
-            text = _PAIR_RE.sub(self._pair_repl, text)
-        if "earer" in text or "asic" in text or "EARER" in text or "ASIC" in text or "eyJ" in text:
-            text = _CREDENTIAL_RE.sub(self._credential_repl, text)
-        if "://" in text:
-            text = _URL_PASSWORD_RE.sub(self._credential_repl, text)
+        trigger = self._trigger
+        if trigger is None or trigger.search(text) is not None:
+            if "=" in text or ":" in text or "," in text or "%3" in text:
+                text = self._mask_pairs(text)
+            if (
+                "earer" in text
+                or "asic" in text
+                or "EARER" in text
+                or "ASIC" in text
+                or "eyJ" in text
+            ):
+                text = _CREDENTIAL_RE.sub(self._credential_repl, text)
+            if "://" in text or "%3" in text:
+                text = _URL_PASSWORD_RE.sub(self._credential_repl, text)
         for pattern in self._patterns:
             text = pattern.sub(self.replacement, text)
         return text
+
+    def _mask_pairs(self, text: str) -> str:
+        # One left-to-right pass: every "key<sep>" is found; the value of a secret
+        # key is masked and skipped, any other scan resumes right after the
+        # separator. Each character is looked at a bounded number of times.
+        out: list[str] = []
+        done = 0  # text[:done] is in `out`
+        pos = 0
+        search = _KEY_SEP_RE.search
+        replacement = self.replacement
+        while True:
+            match = search(text, pos)
+            if match is None:
+                break
+            pos = match.end()
+            if not self.is_secret_key(match.group("key")):
+                continue
+            end, masked = _secret_value(text, pos, replacement)
+            if masked is not None:
+                out.append(text[done:pos])
+                out.append(masked)
+                done = end
+            pos = max(end, pos)
+        if not out:
+            return text
+        out.append(text[done:])
+        return "".join(out)
 
     def redact_value(self, value: Any, key: object = None, _depth: int = 0) -> Any:
         """`value` with secrets masked; containers are copied, never changed in place.
@@ -281,28 +384,71 @@ class Redactor:
         scheme = match.group("scheme")
         return f"{scheme}{self.replacement}" if scheme else self.replacement
 
-    def _pair_repl(self, match: re.Match[str]) -> str:
-        value = match.group("value")
-        if not self.is_secret_key(match.group("key")):
-            # "query: access_token=x": the value may hold pairs of its own (one
-            # level deep, so the work stays linear in the text).
-            if "=" not in value and ":" not in value:
-                return match.group(0)
-            inner = _PAIR_RE.sub(self._inner_pair_repl, value)
-            return f"{match.group('key')}{match.group('sep')}{inner}"
-        return self._mask_pair(match, value)
 
-    def _inner_pair_repl(self, match: re.Match[str]) -> str:
-        value = match.group("value")
-        if not self.is_secret_key(match.group("key")):
-            return match.group(0)
-        return self._mask_pair(match, value)
+def _secret_value(text: str, pos: int, replacement: str) -> tuple[int, str | None]:
+    """Where the value of a secret key starting at `pos` ends, and its masked form.
 
-    def _mask_pair(self, match: re.Match[str], value: str) -> str:
-        quote = value[0] if value[0] in ("'", '"') else ""
-        if match.string.startswith(self.replacement, match.start("value") + len(quote)):
-            return match.group(0)  # already masked: redaction is idempotent
-        return f"{match.group('key')}{match.group('sep')}{quote}{self.replacement}{quote}"
+    The masked form is None when there is nothing to mask (an empty or already
+    masked value, ``{}``, ``[]``, ``""``).
+    """
+    if pos >= len(text):
+        return pos, None
+    first = text[pos]
+    if text.startswith(replacement, pos):
+        return pos + len(replacement), None
+    if first in _QUOTED_RE:
+        quoted = _QUOTED_RE[first].match(text, pos)
+        assert quoted is not None  # the pattern matches the quote itself at least
+        end = quoted.end()
+        inner = (
+            text[pos + 1 : end - 1]
+            if end - pos >= 2 and text[end - 1] == first
+            else text[pos + 1 : end]
+        )
+        if not inner or inner == replacement:
+            return end, None
+        closing = first if text[end - 1] == first and end - pos >= 2 else ""
+        return end, f"{first}{replacement}{closing}"
+    if first in _BRACKETS:
+        end = _bracket_end(text, pos)
+        if not text[pos + 1 : end - 1].strip():
+            return end, None  # "cookies: {}" stays as it is
+        return end, replacement
+    value = _VALUE_RE.match(text, pos)
+    if value is None:
+        return pos, None
+    return value.end(), replacement
+
+
+def _bracket_end(text: str, pos: int) -> int:
+    # The end of the bracketed group at `pos` (nesting counted, quotes ignored),
+    # or of the line when it is not closed there.
+    depth = 0
+    for found in _BRACKET_RE.finditer(text, pos):
+        char = found.group()
+        if char == "\n":
+            return found.start()
+        if char in _BRACKETS:
+            depth += 1
+        else:
+            depth -= 1
+            if depth == 0:
+                return found.end()
+    return len(text)
+
+
+def _trigger_for(keys: frozenset[str], key_pattern: str | None) -> re.Pattern[str] | None:
+    # The pre-check of a redactor: None (always look closer) when a custom key
+    # pattern may match names no trigger can foresee.
+    if key_pattern is not None and key_pattern != DEFAULT_SECRET_KEY_PATTERN:
+        return None
+    alternatives = list(_DEFAULT_TRIGGERS)
+    default = re.compile("|".join(_DEFAULT_TRIGGERS))
+    for key in sorted(keys):
+        if key and default.search(key) is None:
+            # "remember_me" is written remember-me, Remember.Me, remember_me...
+            alternatives.append("[-_.]".join(re.escape(part) for part in key.split("_")))
+    return re.compile("|".join(alternatives), re.IGNORECASE)
 
 
 def _str_items(what: str, items: Iterable[str]) -> list[str]:
