@@ -13,6 +13,7 @@ import pytest
 
 from asynclocal.logging import (
     ContextFilter,
+    Formatter,
     JsonFormatter,
     Redactor,
     capturing_at_creation,
@@ -28,7 +29,7 @@ FMT = "%(request_id)s %(trace_id)s %(span_id)s %(user_id)s %(tenant)s | %(messag
 
 
 def test_format_string_works_outside_a_request(make_logger: Callable[..., logging.Logger]) -> None:
-    handler = ListHandler(logging.Formatter(FMT))
+    handler = ListHandler(Formatter(FMT))
     handler.addFilter(ContextFilter(fields=("tenant",)))
     log = make_logger(handler)
 
@@ -38,7 +39,7 @@ def test_format_string_works_outside_a_request(make_logger: Callable[..., loggin
 
 
 def test_custom_placeholder(make_logger: Callable[..., logging.Logger]) -> None:
-    handler = ListHandler(logging.Formatter("[%(request_id)s] %(message)s"))
+    handler = ListHandler(Formatter("[%(request_id)s] %(message)s"))
     handler.addFilter(ContextFilter(placeholder="no-request"))
     log = make_logger(handler)
 
@@ -48,7 +49,7 @@ def test_custom_placeholder(make_logger: Callable[..., logging.Logger]) -> None:
 
 
 def test_fields_inside_a_request(make_logger: Callable[..., logging.Logger]) -> None:
-    handler = ListHandler(logging.Formatter(FMT))
+    handler = ListHandler(Formatter(FMT))
     handler.addFilter(ContextFilter(fields=("tenant",)))
     log = make_logger(handler)
     ctx = RequestContext(
@@ -70,7 +71,7 @@ def test_fields_inside_a_request(make_logger: Callable[..., logging.Logger]) -> 
 
 
 def test_explicit_extra_wins(make_logger: Callable[..., logging.Logger]) -> None:
-    handler = ListHandler(logging.Formatter("%(request_id)s %(message)s"))
+    handler = ListHandler(Formatter("%(request_id)s %(message)s"))
     handler.addFilter(ContextFilter())
     log = make_logger(handler)
 
@@ -80,7 +81,7 @@ def test_explicit_extra_wins(make_logger: Callable[..., logging.Logger]) -> None
 
 
 def test_explicit_extra_is_escaped(make_logger: Callable[..., logging.Logger]) -> None:
-    handler = ListHandler(logging.Formatter("%(request_id)s %(message)s"))
+    handler = ListHandler(Formatter("%(request_id)s %(message)s"))
     handler.addFilter(ContextFilter())
     log = make_logger(handler)
 
@@ -92,7 +93,7 @@ def test_explicit_extra_is_escaped(make_logger: Callable[..., logging.Logger]) -
 def test_values_are_captured_when_logged_not_when_formatted(
     make_logger: Callable[..., logging.Logger],
 ) -> None:
-    handler = ListHandler(logging.Formatter("%(request_id)s %(tenant)s"))
+    handler = ListHandler(Formatter("%(request_id)s %(tenant)s"))
     flt = ContextFilter(fields=("tenant",))
     handler.addFilter(flt)
     ctx = RequestContext("r-1", fields={"tenant": "acme"})
@@ -108,7 +109,7 @@ def test_logger_filter_misses_child_records_handler_filter_does_not(
     make_logger: Callable[..., logging.Logger], capsys: pytest.CaptureFixture[str]
 ) -> None:
     # Documented: a logger filter only sees records logged through that logger.
-    handler = ListHandler(logging.Formatter("%(message)s %(request_id)s"))
+    handler = ListHandler(Formatter("%(message)s %(request_id)s"))
     parent = make_logger(handler)
     parent.addFilter(ContextFilter())
     child = logging.getLogger(parent.name + ".child")
@@ -128,7 +129,7 @@ def test_logger_filter_misses_child_records_handler_filter_does_not(
 
 def test_install_attaches_to_every_root_handler_once() -> None:
     root = logging.getLogger()
-    a, b = ListHandler(logging.Formatter("%(request_id)s %(message)s")), ListHandler()
+    a, b = ListHandler(Formatter("%(request_id)s %(message)s")), ListHandler()
     old_level = root.level
     factory_before = logging.getLogRecordFactory()
     root.addHandler(a)

@@ -14,7 +14,7 @@ import pytest
 
 import asynclocal.logging
 from asynclocal import current_request
-from asynclocal.logging import ContextFilter, JsonFormatter
+from asynclocal.logging import ContextFilter, Formatter, JsonFormatter
 from asynclocal.request import RequestContext, request_storage
 
 pytestmark = pytest.mark.timeout(60)
@@ -37,7 +37,7 @@ def logger() -> Iterator[logging.Logger]:
 def stream_handler(fmt: str, *filters: logging.Filter) -> tuple[logging.Handler, io.StringIO]:
     buf = io.StringIO()
     handler = logging.StreamHandler(buf)
-    handler.setFormatter(logging.Formatter(fmt))
+    handler.setFormatter(Formatter(fmt))
     for f in filters:
         handler.addFilter(f)
     return handler, buf

@@ -17,6 +17,7 @@ from loguru import logger as loguru_logger
 
 from asynclocal.logging import (
     ContextFilter,
+    Formatter,
     JsonFormatter,
     capture_at_creation,
     stop_capture_at_creation,
@@ -37,7 +38,7 @@ def _split(line: str) -> tuple[str, str, str]:
 
 
 async def test_stdlib_text_filter_on_handler(make_logger: Callable[..., logging.Logger]) -> None:
-    handler = ListHandler(logging.Formatter("%(request_id)s|%(message)s"))
+    handler = ListHandler(Formatter("%(request_id)s|%(message)s"))
     handler.addFilter(ContextFilter())
     log = make_logger(handler)
 
@@ -48,7 +49,7 @@ async def test_stdlib_text_filter_on_handler(make_logger: Callable[..., logging.
 
 
 async def test_stdlib_filter_on_logger(make_logger: Callable[..., logging.Logger]) -> None:
-    handler = ListHandler(logging.Formatter("%(request_id)s|%(message)s"))
+    handler = ListHandler(Formatter("%(request_id)s|%(message)s"))
     log = make_logger(handler)
     log.addFilter(ContextFilter())
 
@@ -85,7 +86,7 @@ async def test_queue_handler_and_listener_log_the_right_request(
 ) -> None:
     # The filter sits on the QueueHandler (captures in the logging thread/task);
     # the listener thread formats later, with no request context of its own.
-    text = ListHandler(logging.Formatter("%(request_id)s|%(message)s"))
+    text = ListHandler(Formatter("%(request_id)s|%(message)s"))
     text.addFilter(ContextFilter())  # a second filter must not overwrite the capture
     as_json = ListHandler(JsonFormatter())
     q: queue.SimpleQueue[logging.LogRecord] = queue.SimpleQueue()
@@ -175,7 +176,7 @@ async def test_filter_only_on_listener_side_with_capture_at_creation(
 ) -> None:
     # The common mistake: the filter sits on the listener's handler only. With
     # capture_at_creation() (which install() enables) the records carry their request.
-    text = ListHandler(logging.Formatter("%(request_id)s|%(message)s"))
+    text = ListHandler(Formatter("%(request_id)s|%(message)s"))
     text.addFilter(ContextFilter())
     q: queue.SimpleQueue[logging.LogRecord] = queue.SimpleQueue()
     listener = logging.handlers.QueueListener(q, text)
@@ -201,7 +202,7 @@ def test_a_record_filtered_in_another_request_thread_keeps_its_own_request(
             relay.append(record)
 
     log = make_logger(Relay())
-    target = ListHandler(logging.Formatter("%(request_id)s|%(message)s"))
+    target = ListHandler(Formatter("%(request_id)s|%(message)s"))
     target.addFilter(ContextFilter())
     request_storage.run(RequestContext("req-A"), log.info, "from A")
 

@@ -15,7 +15,7 @@ import pytest
 
 import asynclocal.logging
 from asynclocal import current_request, request_id, with_request_context
-from asynclocal.logging import ContextFilter
+from asynclocal.logging import ContextFilter, Formatter
 from asynclocal.threads import ThreadPoolExecutor
 
 pytestmark = pytest.mark.timeout(60)
@@ -38,7 +38,7 @@ def logger() -> Iterator[logging.Logger]:
 def stream_handler(fmt: str, *filters: logging.Filter) -> tuple[logging.Handler, io.StringIO]:
     buf = io.StringIO()
     handler = logging.StreamHandler(buf)
-    handler.setFormatter(logging.Formatter(fmt))
+    handler.setFormatter(Formatter(fmt))
     for f in filters:
         handler.addFilter(f)
     return handler, buf

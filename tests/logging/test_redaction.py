@@ -16,7 +16,7 @@ import pytest
 import structlog
 from loguru import logger as loguru_logger
 
-from asynclocal.logging import ContextFilter, JsonFormatter, Redactor, escape_control
+from asynclocal.logging import ContextFilter, Formatter, JsonFormatter, Redactor, escape_control
 from asynclocal.logging.loguru import RequestContextPatcher
 from asynclocal.logging.structlog import RequestContextProcessor
 from asynclocal.request import RequestContext, request_storage
@@ -83,7 +83,9 @@ REDACTOR = Redactor(extra_keys=("remember_me",))
 
 
 def test_stdlib_text_json_and_queue_outputs(make_logger: Callable[..., logging.Logger]) -> None:
-    text = ListHandler(logging.Formatter("%(request_id)s %(tenant)s %(levelname)s %(message)s"))
+    text = ListHandler(
+        Formatter("%(request_id)s %(tenant)s %(levelname)s %(message)s", redact=REDACTOR)
+    )
     text.addFilter(ContextFilter(fields=("tenant",), redact=REDACTOR))
     as_json = ListHandler(JsonFormatter(fields=("tenant",), redact=REDACTOR))
     as_json.addFilter(ContextFilter(fields=("tenant",), redact=REDACTOR))
@@ -91,7 +93,9 @@ def test_stdlib_text_json_and_queue_outputs(make_logger: Callable[..., logging.L
     q: queue.SimpleQueue[logging.LogRecord] = queue.SimpleQueue()
     queue_handler = logging.handlers.QueueHandler(q)
     queue_handler.addFilter(ContextFilter(fields=("tenant",), redact=REDACTOR))
-    queued = ListHandler(logging.Formatter("%(request_id)s %(tenant)s %(message)s"))
+    # Masked where the record is prepared, in the logging request (as install() does).
+    queue_handler.setFormatter(Formatter(redact=REDACTOR, escape=False))
+    queued = ListHandler(Formatter("%(request_id)s %(tenant)s %(message)s", redact=REDACTOR))
     listener = logging.handlers.QueueListener(q, queued)
     log = make_logger(text, as_json, json_only, queue_handler)
     listener.start()
@@ -259,7 +263,7 @@ def test_escape_control() -> None:
 
 
 def test_redaction_can_be_turned_off(make_logger: Callable[..., logging.Logger]) -> None:
-    handler = ListHandler(logging.Formatter("%(message)s"))
+    handler = ListHandler(Formatter("%(message)s", redact=False, escape=False))
     handler.addFilter(ContextFilter(redact=False, escape=False))
     log = make_logger(handler)
 
@@ -271,7 +275,7 @@ def test_redaction_can_be_turned_off(make_logger: Callable[..., logging.Logger])
 def test_a_non_redacting_filter_upstream_does_not_disable_redaction(
     make_logger: Callable[..., logging.Logger],
 ) -> None:
-    handler = ListHandler(logging.Formatter("%(request_id)s %(message)s %(note)s"))
+    handler = ListHandler(Formatter("%(request_id)s %(message)s %(note)s"))
     handler.addFilter(ContextFilter())
     log = make_logger(handler)
     log.addFilter(ContextFilter(redact=False, escape=False))
@@ -288,7 +292,7 @@ def test_filtered_json_escapes_once_and_text_stays_one_line(
 ) -> None:
     as_json = ListHandler(JsonFormatter(fields=("tenant",)))
     as_json.addFilter(ContextFilter(fields=("tenant",)))
-    text = ListHandler(logging.Formatter("%(tenant)s %(message)s %(note)s"))
+    text = ListHandler(Formatter("%(tenant)s %(message)s %(note)s"))
     text.addFilter(ContextFilter(fields=("tenant",)))
     log = make_logger(as_json, text)
 
@@ -308,40 +312,57 @@ def test_filtered_json_escapes_once_and_text_stays_one_line(
     ]
 
 
-def test_filtered_json_masks_the_unescaped_text_too(
+def test_the_filter_never_changes_what_other_handlers_see(
     make_logger: Callable[..., logging.Logger],
 ) -> None:
-    # The JSON output uses the text from before escaping: every filter's masking
-    # must reach it, including a later filter with another redactor.
-    handler = ListHandler(JsonFormatter(redact=False))
-    handler.addFilter(ContextFilter())
-    handler.addFilter(ContextFilter(redact=Redactor(extra_keys=("remember_me",))))
-    log = make_logger(handler)
+    # Masking and escaping happen in each formatter on its own copy: a handler
+    # without them (Sentry, a raw file handler) sees the record as logged.
+    seen: list[tuple[object, object, dict[str, object]]] = []
 
-    log.info(
-        "password=%s\nremember_me=%s",
-        PASSWORD,
-        REMEMBER,
-        extra={"note": f"a\nremember_me={REMEMBER}"},
-    )
+    class Raw(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            seen.append((record.msg, record.args, dict(record.__dict__)))
 
-    record = json.loads(handler.lines[0])
-    assert record["message"] == "password=[REDACTED]\nremember_me=[REDACTED]"
-    assert record["note"] == "a\nremember_me=[REDACTED]"
-    _assert_clean(handler.lines[0])
+    text = ListHandler(Formatter("%(request_id)s %(message)s %(note)s"))
+    text.addFilter(ContextFilter())
+    as_json = ListHandler(JsonFormatter())
+    as_json.addFilter(ContextFilter())
+    log = make_logger(text, as_json, Raw())
+
+    def failing() -> None:
+        try:
+            raise ValueError(f"password: {PASSWORD}")
+        except ValueError:
+            log.exception("login password=%s\nnext", PASSWORD, extra={"note": f"token={OPAQUE}"})
+
+    request_storage.run(_context(), failing)
+
+    msg, args, attrs = seen[0]
+    assert msg == "login password=%s\nnext"
+    assert args == (PASSWORD,)
+    assert attrs["note"] == f"token={OPAQUE}"
+    assert attrs["exc_text"] is None or PASSWORD in str(attrs["exc_text"])
+    assert attrs["request_id"] == "r-secret"
+    _assert_clean("\n".join(text.lines))
+    _assert_clean("\n".join(as_json.lines))
+    record = json.loads(as_json.lines[0])
+    assert record["message"] == "login password=[REDACTED]\nnext"
+    assert record["exc_info"].splitlines()[-1] == "ValueError: password: [REDACTED]"
 
 
-def test_filtered_json_keeps_escapes_json_would_write_raw(
+def test_json_escapes_what_json_writes_raw(
     make_logger: Callable[..., logging.Logger],
 ) -> None:
-    # Without ensure_ascii, JSON writes U+2028 and DEL raw: the escaped text stays.
+    # Without ensure_ascii, json.dumps writes U+2028 and DEL raw: they are
+    # written as JSON escapes, so the line stays one line and parses back.
     handler = ListHandler(JsonFormatter(json_ensure_ascii=False))
     handler.addFilter(ContextFilter())
     log = make_logger(handler)
 
-    log.info("a\u2028b")
+    log.info("a\u2028b\x7f\x9b")
     log.info("c\nd")
 
-    assert json.loads(handler.lines[0])["message"] == "a\\u2028b"
+    assert json.loads(handler.lines[0])["message"] == "a\u2028b\x7f\x9b"
     assert json.loads(handler.lines[1])["message"] == "c\nd"
     assert all(len(line.splitlines()) == 1 for line in handler.lines)
+    assert all(line.isprintable() for line in handler.lines)

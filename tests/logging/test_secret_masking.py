@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from asynclocal import current_request
-from asynclocal.logging import ContextFilter, JsonFormatter
+from asynclocal.logging import ContextFilter, Formatter, JsonFormatter
 from asynclocal.request import RequestContext, request_storage
 
 pytestmark = pytest.mark.timeout(60)
@@ -44,7 +44,7 @@ def logger() -> Iterator[logging.Logger]:
 def stream_handler(fmt: str, *filters: logging.Filter) -> tuple[logging.Handler, io.StringIO]:
     buf = io.StringIO()
     handler = logging.StreamHandler(buf)
-    handler.setFormatter(logging.Formatter(fmt))
+    handler.setFormatter(Formatter(fmt))
     for f in filters:
         handler.addFilter(f)
     return handler, buf
@@ -105,7 +105,7 @@ def test_secrets_in_messages_are_masked(logger: logging.Logger, case: str, outpu
     handler = logging.StreamHandler(buf)
     handler.addFilter(ContextFilter())
     handler.setFormatter(
-        JsonFormatter() if output == "json" else logging.Formatter("[%(request_id)s] %(message)s")
+        JsonFormatter() if output == "json" else Formatter("[%(request_id)s] %(message)s")
     )
     logger.addHandler(handler)
     in_request("red-1", lambda: logger.info(message))
@@ -123,7 +123,7 @@ def test_jwt_and_token_in_exception_traceback_are_masked(
     handler = logging.StreamHandler(buf)
     handler.addFilter(ContextFilter())
     handler.setFormatter(
-        JsonFormatter() if output == "json" else logging.Formatter("[%(request_id)s] %(message)s")
+        JsonFormatter() if output == "json" else Formatter("[%(request_id)s] %(message)s")
     )
     logger.addHandler(handler)
 

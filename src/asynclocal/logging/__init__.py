@@ -1,12 +1,14 @@
 """Per-request structured logging: every line carries its own request's id, secrets never.
 
-* `ContextFilter` (stdlib ``logging.Filter``) puts ``request_id``, ``trace_id``,
-  ``span_id``, ``user_id`` and chosen app fields on every record, with a
-  placeholder outside a request, and masks secrets; `install()` attaches it to
-  the root logger's handlers and makes records capture the request when created
+* `ContextFilter` (stdlib ``logging.Filter``) adds ``request_id``, ``trace_id``,
+  ``span_id``, ``user_id``, the causation chain and chosen app fields to every
+  record, with a placeholder outside a request; it never changes what a record
+  already holds. `install()` attaches it to the root logger's handlers, gives
+  them masking formatters and makes records capture the request when created
   (`capture_at_creation()`).
-* `JsonFormatter` (needs the 'json-logging' extra): JSON lines built on
-  python-json-logger, with the same fields and redaction.
+* `Formatter` (text) and `JsonFormatter` (needs the 'json-logging' extra:
+  JSON lines built on python-json-logger) mask secrets, and escape control
+  characters, on their own copy of each record.
 * `asynclocal.logging.structlog.add_request_context` (structlog processor) and
   `asynclocal.logging.loguru.patcher` (loguru patcher).
 * `Redactor` decides what a secret is; `escape_control` keeps one call on one line.
@@ -25,6 +27,7 @@ from asynclocal.logging._factory import (
 )
 from asynclocal.logging._fields import STANDARD_FIELDS
 from asynclocal.logging._filter import ContextFilter, install, uninstall
+from asynclocal.logging._format import Formatter
 from asynclocal.logging._redact import (
     DEFAULT_SECRET_KEY_PATTERN,
     DEFAULT_SECRET_KEYS,
@@ -43,6 +46,7 @@ __all__ = [
     "REDACTED",
     "STANDARD_FIELDS",
     "ContextFilter",
+    "Formatter",
     "Redactor",
     "capture_at_creation",
     "capturing_at_creation",

@@ -14,9 +14,8 @@ from asynclocal.request import request_storage
 
 __all__ = [
     "CAPTURED_ATTR",
-    "REDACTED_BY_ATTR",
+    "ID_FIELDS",
     "STANDARD_FIELDS",
-    "UNESCAPED_ATTR",
     "capture",
     "captured_for",
     "check_fields",
@@ -41,14 +40,9 @@ STANDARD_FIELDS: tuple[str, ...] = (
 #: crosses a `QueueHandler` keeps the request it was logged in.
 CAPTURED_ATTR = "_asynclocal_context"
 
-#: The `LogRecord` attribute naming the `Redactor` a `ContextFilter` already
-#: applied to the record's message and extras (formatters skip that work).
-REDACTED_BY_ATTR = "_asynclocal_redacted_by"
-
-#: The `LogRecord` attribute holding, for each value a `ContextFilter` escaped,
-#: the text before escaping (``"message"`` for the message), masked like the
-#: escaped one: a JSON formatter writes it, since JSON escapes it already.
-UNESCAPED_ATTR = "_asynclocal_unescaped"
+#: The standard fields that are ids (validated where they enter the process):
+#: formatters escape them but never look for secrets in them.
+ID_FIELDS: frozenset[str] = frozenset(STANDARD_FIELDS) - {"user_id"}
 
 _RECORD_ATTRS: frozenset[str] = frozenset(
     logging.LogRecord("", 0, "", 0, "", (), None).__dict__
@@ -127,7 +121,12 @@ def clean_values(
     A value is replaced only when cleaning changed it.
     """
     for key, value in list(values.items()):
-        new = redactor.redact_value(value, key) if redactor is not None else value
+        if value is None or type(value) is int or type(value) is float:
+            continue
+        if key in ID_FIELDS:  # validated where they enter: only escaped
+            new = value
+        else:
+            new = redactor.redact_value(value, key) if redactor is not None else value
         if escape and isinstance(new, str) and key not in keep_lines:
             new = escape_control(new)
         if new is not value:

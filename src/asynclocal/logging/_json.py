@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import re
 from collections.abc import Iterable, Sequence
 from typing import Any
 
@@ -17,9 +16,7 @@ except ImportError as exc:  # pragma: no cover - exercised in a subprocess test
 
 from asynclocal.logging._fields import (
     _RECORD_ATTRS,
-    REDACTED_BY_ATTR,
     STANDARD_FIELDS,
-    UNESCAPED_ATTR,
     captured_for,
     check_options,
 )
@@ -30,10 +27,11 @@ __all__ = ["DEFAULT_JSON_FIELDS", "JsonFormatter"]
 #: The record attributes written by default, before the request fields and extras.
 DEFAULT_JSON_FIELDS: tuple[str, ...] = ("asctime", "levelname", "name", "message")
 
-
-# Characters escape_control() escapes that JSON leaves raw (with and without ensure_ascii).
-_RAW_IN_ASCII_JSON = re.compile("\x7f")
-_RAW_IN_JSON = re.compile("[\x7f-\x9f\u2028\u2029]")
+# What json.dumps writes raw that can still break a line reader or drive a
+# terminal: DEL, C1 controls, U+2028/U+2029 (as JSON escapes: they parse back).
+_JSON_RAW_ESCAPES: dict[int, str] = {
+    c: f"\\u{c:04x}" for c in (0x7F, *range(0x80, 0xA0), 0x2028, 0x2029)
+}
 
 # Rendered by this formatter itself: tracebacks.
 _RENDERED_HERE = frozenset({"exc_info", "stack_info", "exc_text"})
@@ -56,11 +54,10 @@ class JsonFormatter(_BaseJsonFormatter):
 
     Unless `redact=False`, every value of the finished object goes through the
     `Redactor` (secret keys masked whole, secrets in strings masked), including
-    the message and the traceback. Control characters are escaped by JSON
-    itself, so a value can never break the line: text a `ContextFilter` escaped
-    for text handlers is written as logged (a newline parses back as a
-    newline), except a value holding a character this encoder writes raw
-    (DEL; with ``json_ensure_ascii=False`` also C1 controls, U+2028/U+2029).
+    the message and the traceback; the work is done on the formatter's own
+    output dict, never on the shared record. Control characters are escaped by
+    JSON itself, so a value can never break the line, and a multi-line
+    message parses back with its real newlines.
 
     All other arguments are python-json-logger's (``rename_fields``,
     ``static_fields``, ``timestamp``, ``json_ensure_ascii``...).
@@ -88,49 +85,29 @@ class JsonFormatter(_BaseJsonFormatter):
         )
         self.placeholder = placeholder
         renamed = set(self.rename_fields.values())
-        self._rendered_keys = frozenset(self._get_rename(k) for k in _RENDERED_HERE)
         self._safe_keys = frozenset(k for k in _SAFE_ATTRS if k not in renamed)
 
     def add_fields(
         self, log_data: dict[str, Any], record: logging.LogRecord, message_dict: dict[str, Any]
     ) -> None:
         super().add_fields(log_data, record, message_dict)
-        unescaped: dict[str, Any] | None = record.__dict__.get(UNESCAPED_ATTR)
-        if unescaped:
-            self._unescape(log_data, record, unescaped)
         captured = captured_for(record, self.context_fields)
         for name in (*STANDARD_FIELDS, *self.context_fields):
             value = captured.get(name)
             log_data[self._get_rename(name)] = self.placeholder if value is None else value
-        if self.redactor is None:
+        redactor = self.redactor
+        if redactor is None:
             return
-        redactor: Redactor = self.redactor
-        # When a ContextFilter already masked the message, extras and fields with
-        # this redactor, only the tracebacks this formatter renders are left.
-        if record.__dict__.get(REDACTED_BY_ATTR) is redactor:
-            keys = [k for k in self._rendered_keys if k in log_data]
-        else:
-            keys = list(log_data)
-        for key in keys:
-            value = log_data[key]
-            if key in self._safe_keys and isinstance(value, str):
+        safe = self._safe_keys
+        for key, value in log_data.items():
+            if key in safe and isinstance(value, str):
                 continue
             new = redactor.redact_value(value, key)
             if new is not value:
                 log_data[key] = new
 
-    def _unescape(
-        self, log_data: dict[str, Any], record: logging.LogRecord, unescaped: dict[str, Any]
-    ) -> None:
-        # A ContextFilter escaped these values for text output; JSON escapes the
-        # original once. Kept escaped: a value holding a character this encoder
-        # would write raw (DEL, and with ensure_ascii=False C1 and U+2028/9).
-        unsafe = _RAW_IN_ASCII_JSON if self.json_ensure_ascii else _RAW_IN_JSON
-        attrs = record.__dict__
-        for name, original in unescaped.items():
-            key = self._get_rename(name)
-            # Only where the output still holds the escaped value itself.
-            if key not in log_data or log_data[key] is not attrs.get(name):
-                continue
-            if not (isinstance(original, str) and unsafe.search(original)):
-                log_data[key] = original
+    def serialize_log_record(self, log_data: dict[str, Any]) -> str:
+        text = super().serialize_log_record(log_data)
+        if text.isprintable():
+            return text
+        return text.translate(_JSON_RAW_ESCAPES)

@@ -128,7 +128,7 @@ _DEFAULT_TRIGGERS = (
     "pin",
     "secret",
     "token",
-    "api.?key",
+    "api",
     "auth",
     "cookie",
     "credential",
@@ -144,6 +144,8 @@ _DEFAULT_TRIGGERS = (
     "://",
     "%3a",
 )
+# Every masked form needs one of these (a separator, a credential scheme, a JWT).
+_GATES = ("=", ":", ",", "%", "eyJ", "earer", "EARER", "asic", "ASIC")
 
 _MAX_DEPTH = 8
 # The first item of a (name, value) pair, as in header lists.
@@ -169,7 +171,7 @@ def escape_control(text: str) -> str:
     CR and LF become ``\\r`` and ``\\n``, so one log call is always one line;
     ESC becomes ``\\x1b``, so no terminal escape sequence reaches the output.
     """
-    if _CONTROL_RE.search(text) is None:
+    if text.isprintable() or _CONTROL_RE.search(text) is None:
         return text
     return text.translate(_ESCAPES)
 
@@ -256,11 +258,25 @@ class Redactor:
 
         True means "look closer", not "holds a secret". Never raises.
         """
-        if self._patterns or self._trigger is None:
+        if self._patterns or not self._looks_closer(text):
+            return bool(self._patterns) or (self._request_secrets and self._request_secret_in(text))
+        return True
+
+    def _looks_closer(self, text: str) -> bool:
+        # Cheap: a few substring tests, most lines stop at the first gate check.
+        words = self._trigger
+        if words is None:
             return True
-        if self._trigger.search(text) is not None:
-            return True
-        return self._request_secrets and self._request_secret_in(text)
+        for gate in _GATES:
+            if gate in text:
+                break
+        else:
+            return False
+        lowered = text.lower()
+        for word in words:  # noqa: SIM110 (a plain loop is the cheaper)
+            if word in lowered:
+                return True
+        return False
 
     def _request_secret_in(self, text: str) -> bool:
         ctx = request_storage.get_store()
@@ -279,14 +295,13 @@ class Redactor:
         """
         if not text:
             return text
-        if self._request_secrets:
+        if self._request_secrets and len(text) >= 8:
             ctx = request_storage.get_store()
             if ctx is not None:
                 for secret in (ctx.access_token, ctx.refresh_token):
                     if isinstance(secret, str) and len(secret) >= 8 and secret in text:
                         text = text.replace(secret, self.replacement)
-        trigger = self._trigger
-        if trigger is None or trigger.search(text) is not None:
+        if self._looks_closer(text):
             if "=" in text or ":" in text or "," in text or "%3" in text:
                 text = self._mask_pairs(text)
             if (
@@ -437,18 +452,19 @@ def _bracket_end(text: str, pos: int) -> int:
     return len(text)
 
 
-def _trigger_for(keys: frozenset[str], key_pattern: str | None) -> re.Pattern[str] | None:
-    # The pre-check of a redactor: None (always look closer) when a custom key
-    # pattern may match names no trigger can foresee.
+def _trigger_for(keys: frozenset[str], key_pattern: str | None) -> tuple[str, ...] | None:
+    # The pre-check words of a redactor (lower case): None (always look closer)
+    # when a custom key pattern may match names no word can foresee.
     if key_pattern is not None and key_pattern != DEFAULT_SECRET_KEY_PATTERN:
         return None
-    alternatives = list(_DEFAULT_TRIGGERS)
-    default = re.compile("|".join(_DEFAULT_TRIGGERS))
+    words = list(_DEFAULT_TRIGGERS)
     for key in sorted(keys):
-        if key and default.search(key) is None:
-            # "remember_me" is written remember-me, Remember.Me, remember_me...
-            alternatives.append("[-_.]".join(re.escape(part) for part in key.split("_")))
-    return re.compile("|".join(alternatives), re.IGNORECASE)
+        if key and not any(word in key for word in _DEFAULT_TRIGGERS):
+            # "remember_me" may be written remember-me, Remember.Me...: its first part.
+            first = key.strip("_").split("_")[0] or key
+            if first not in words:
+                words.append(first)
+    return tuple(words)
 
 
 def _str_items(what: str, items: Iterable[str]) -> list[str]:
