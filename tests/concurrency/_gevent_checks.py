@@ -133,6 +133,7 @@ def installed_gevent_apis() -> Pairs:
         blocker.join()
         out.append(["full-pool", pending.get(timeout=5)])
         out.append(["raw", raw_done.get(timeout=5)])
+
         # reused pool threads never show a previous job's store
         def dirty() -> None:
             als.enter_with("junk")

@@ -131,5 +131,3 @@ def run(request: pytest.FixtureRequest) -> Callable[[Coroutine[Any, Any, Any]], 
             loop.close()
 
     return run_on_loop
-
-

@@ -24,9 +24,7 @@ ROOT = Path(__file__).resolve().parents[2]
 START_TIMEOUT = 60.0
 
 
-def _stop(
-    proc: subprocess.Popen[bytes], grace: float = 10.0, sig: int = signal.SIGTERM
-) -> None:
+def _stop(proc: subprocess.Popen[bytes], grace: float = 10.0, sig: int = signal.SIGTERM) -> None:
     """Stop a process we started (and its children, in its own session)."""
     if proc.poll() is None:
         with contextlib.suppress(ProcessLookupError):
@@ -67,8 +65,21 @@ def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     log = workdir / "redis.log"
     with log.open("wb") as out:
         proc = subprocess.Popen(
-            [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly",
-             "no", "--dir", str(workdir), "--protected-mode", "yes"],
+            [
+                binary,
+                "--port",
+                str(port),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--dir",
+                str(workdir),
+                "--protected-mode",
+                "yes",
+            ],
             stdout=out,
             stderr=subprocess.STDOUT,
             start_new_session=True,
@@ -164,14 +175,33 @@ def celery_worker(
     log = tmp_path_factory.mktemp(f"celery-{pool}") / "worker.log"
     concurrency = "2" if pool == "prefork" else "3"
     cmd = [
-        sys.executable, "-m", "celery", "-A", "tests.queues.celery_app", "worker",
-        "--pool", pool, "--concurrency", concurrency, "--queues", queue,
-        "--hostname", f"{queue}@127.0.0.1", "--without-gossip", "--without-mingle",
-        "--without-heartbeat", "--loglevel", "WARNING",
+        sys.executable,
+        "-m",
+        "celery",
+        "-A",
+        "tests.queues.celery_app",
+        "worker",
+        "--pool",
+        pool,
+        "--concurrency",
+        concurrency,
+        "--queues",
+        queue,
+        "--hostname",
+        f"{queue}@127.0.0.1",
+        "--without-gossip",
+        "--without-mingle",
+        "--without-heartbeat",
+        "--loglevel",
+        "WARNING",
     ]
     with log.open("wb") as out:
         proc = subprocess.Popen(
-            cmd, cwd=ROOT, env=worker_env(redis_server), stdout=out, stderr=subprocess.STDOUT,
+            cmd,
+            cwd=ROOT,
+            env=worker_env(redis_server),
+            stdout=out,
+            stderr=subprocess.STDOUT,
             start_new_session=True,
         )
     worker = CeleryWorker(pool, queue, proc, log)
@@ -187,13 +217,25 @@ def run_rq_worker(
 ) -> None:
     """Run `rq worker --burst` on `queue` until it has done all the work (bounded)."""
     cmd = [
-        sys.executable, "-c", "import sys; from rq.cli import main; sys.exit(main())",
-        "worker", "--burst", "--url", f"{redis_url}/1", "--logging_level", "WARNING",
-        *extra, queue,
+        sys.executable,
+        "-c",
+        "import sys; from rq.cli import main; sys.exit(main())",
+        "worker",
+        "--burst",
+        "--url",
+        f"{redis_url}/1",
+        "--logging_level",
+        "WARNING",
+        *extra,
+        queue,
     ]
     with log.open("wb") as out:
         proc = subprocess.Popen(
-            cmd, cwd=ROOT, env=worker_env(redis_url), stdout=out, stderr=subprocess.STDOUT,
+            cmd,
+            cwd=ROOT,
+            env=worker_env(redis_url),
+            stdout=out,
+            stderr=subprocess.STDOUT,
             start_new_session=True,
         )
     try:

@@ -212,8 +212,11 @@ async def _echo_headers(scope: dict[str, Any], receive: Any, send: Any) -> None:
     headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
     body = json.dumps(headers).encode()
     await send(
-        {"type": "http.response.start", "status": 200,
-         "headers": [(b"content-type", b"application/json")]}
+        {
+            "type": "http.response.start",
+            "status": 200,
+            "headers": [(b"content-type", b"application/json")],
+        }
     )
     await send({"type": "http.response.body", "body": body})
 
@@ -225,8 +228,12 @@ def test_request_task_subtask_outgoing_call_is_one_chain(
     with run_uvicorn(_echo_headers) as base_url:
         ctx = _request(7)
         result = request_storage.run(
-            ctx, tenant.run, {"tenant": 7}, celery_app.spawn_call.apply_async,
-            (f"{base_url}/echo",), queue=celery_worker.queue,
+            ctx,
+            tenant.run,
+            {"tenant": 7},
+            celery_app.spawn_call.apply_async,
+            (f"{base_url}/echo",),
+            queue=celery_worker.queue,
         )
         task = celery_worker.wait(result)
         call = celery_worker.wait(celery_app.app.AsyncResult(task["child_id"]))

@@ -29,8 +29,7 @@ pytestmark = [pytest.mark.redis, pytest.mark.slow, pytest.mark.timeout(120)]
 SETUPS = {
     "ContextJob+SimpleWorker": (
         "job_class",
-        ["--job-class", "tests.queues.rq_jobs.PlanJob",
-         "--worker-class", "rq.worker.SimpleWorker"],
+        ["--job-class", "tests.queues.rq_jobs.PlanJob", "--worker-class", "rq.worker.SimpleWorker"],
     ),
     "install()+forking Worker": ("install", ["-c", "tests.queues.rq_settings"]),
 }
@@ -59,9 +58,7 @@ class Setup:
 
 
 @pytest.fixture(params=sorted(SETUPS))
-def setup(
-    request: pytest.FixtureRequest, redis_server: str, tmp_path: Path
-) -> Iterator[Setup]:
+def setup(request: pytest.FixtureRequest, redis_server: str, tmp_path: Path) -> Iterator[Setup]:
     if SETUPS[request.param][0] == "install":
         al_rq.install(fields=["plan"])
     try:
@@ -127,7 +124,10 @@ def test_jobs_retries_and_subjobs_see_their_own_request(setup: Setup) -> None:
         if ctx is None:
             assert seen["request_id"] == seen["root"] == job.id
             assert (seen["parent"], seen["tenant"], seen["plan"], seen["local"]) == (
-                None, None, None, None,
+                None,
+                None,
+                None,
+                None,
             )
             continue
         assert i is not None

@@ -93,7 +93,10 @@ def _wrap_create_task(orig: Callable[..., Any]) -> Callable[..., Any]:
         trigger = frame_var.get()[0]
         wrapper = HookedCoroutine(coro, trigger)
         task = orig(self, wrapper, *args, **kwargs)
-        if wrapper._frame is None:  # else an eager task already started (and reported) itself
+        # An eager task (3.12+ eager_task_factory, 3.14 eager_start=True) already ran its
+        # first step inside orig() and reported itself (state 1), or even finished
+        # (state 2, frame cleared): only a task that has not started is reported here.
+        if wrapper._state == 0:
             async_id = wrapper._async_id
             wrapper._frame = (async_id, trigger, task)
             wrapper._state = 1

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import threading
+import weakref
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
@@ -49,10 +51,21 @@ def _guard_commit(session: Session) -> None:
     )
 
 
+# The sync sessionmakers that got the listener. Not `event.contains(factory, ...)`:
+# SQLAlchemy keys that registry by id() of the sessionmaker's Session class, so a new
+# sessionmaker whose class reuses a collected one's address looks guarded when it is
+# not (CPython 3.13's allocator reuses such addresses readily).
+_guarded: weakref.WeakSet[Any] = weakref.WeakSet()
+_guarded_lock = threading.Lock()
+
+
 def install_commit_guard(factory: Any) -> None:
     """Refuse hand-made commits on the managed sessions a sync sessionmaker makes."""
-    if not event.contains(factory, "before_commit", _guard_commit):
+    with _guarded_lock:
+        if factory in _guarded:
+            return
         event.listen(factory, "before_commit", _guard_commit)
+        _guarded.add(factory)
 
 
 class TransactionScope(Generic[SessionT]):
