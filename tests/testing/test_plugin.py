@@ -16,21 +16,54 @@ asyncio_default_test_loop_scope = function
 # Each "leak" file: the first test changes the context the way real tests do, the second
 # checks it starts clean. Test names sort in file order, and -p no:randomly keeps it.
 SYNC_LEAK = """
-import contextvars
 from asynclocal import AsyncLocalStorage
 
 als = AsyncLocalStorage(name="t")
-raw = contextvars.ContextVar("raw")
 
 def test_1_sets():
     als.enter_with("leaked")
-    raw.set("leaked")
     assert als.get_store() == "leaked"
 
 def test_2_starts_clean():
     assert als.get_store() is None
-    assert not als.has_store()
-    assert raw.get("clean") == "clean"
+    with als.scope("own"):
+        assert als.get_store() == "own"
+    assert als.get_store() is None
+"""
+
+# A project that never uses asynclocal: its own context variables behave exactly as
+# without the plugin (a value set by one sync test is seen by the next; a token made
+# in a test is reset by a fixture's teardown; async tests run in pytest-asyncio's copy).
+PLAIN_PROJECT = """
+import contextvars
+import pytest
+
+raw = contextvars.ContextVar("raw")
+other = contextvars.ContextVar("other", default="start")
+tokens = []
+
+def test_1_sets():
+    raw.set("set-by-test-1")
+
+def test_2_sees_it():
+    assert raw.get("clean") == "set-by-test-1"
+
+@pytest.fixture
+def resets_after():
+    yield
+    other.reset(tokens.pop())
+
+def test_3_token_reset_by_fixture(resets_after):
+    tokens.append(other.set("changed"))
+
+def test_4_after_reset():
+    assert other.get() == "start"
+
+async def test_5_async_sets():
+    raw.set("set-by-async-test")
+
+def test_6_async_change_stayed_in_its_copy():
+    assert raw.get() == "set-by-test-1"
 """
 
 FIXTURE_SCOPE = """
@@ -203,6 +236,15 @@ def run(pytester: pytest.Pytester):  # type: ignore[no-untyped-def]
 
 def test_sync_stores_do_not_leak_between_tests(run) -> None:  # type: ignore[no-untyped-def]
     run(SYNC_LEAK).assert_outcomes(passed=2)
+
+
+def test_a_plain_projects_context_variables_are_untouched(run) -> None:  # type: ignore[no-untyped-def]
+    with_plugin = run(PLAIN_PROJECT, "-rA")
+    with_plugin.assert_outcomes(passed=6)
+    without = run(PLAIN_PROJECT, "-rA", "-p", "no:asynclocal")
+    without.assert_outcomes(passed=6)
+    passed = [line for line in with_plugin.outlines if line.startswith("PASSED")]
+    assert passed == [line for line in without.outlines if line.startswith("PASSED")]
 
 
 def test_without_the_plugin_the_leak_is_real(run, pytester: pytest.Pytester) -> None:  # type: ignore[no-untyped-def]

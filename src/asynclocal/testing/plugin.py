@@ -1,20 +1,22 @@
 """The asynclocal pytest plugin, registered through the ``pytest11`` entry point.
 
-What it does, for every test of every project that has asynclocal installed:
+It touches only asynclocal's own storages (every live `AsyncLocalStorage`, found
+through the core's registry of instances, which holds them weakly). Tests run in
+pytest's own context, exactly as without the plugin: a project's own ``ContextVar``
+set in one test is visible in the next as it would be anyway, tokens made in a
+test can be reset by its fixtures, and a project that never creates a storage sees
+no change at all.
 
-* **No stores leak from one test into the next.**
-  - The test function itself (``item.runtest``) runs in a copy of the
-    current context, so whatever it sets (``als.enter_with(...)``, any
-    ``ContextVar``) is discarded when it returns. Async tests under
-    pytest-asyncio and anyio start their tasks from that copy.
+* **No asynclocal store leaks from one test into the next.**
+  - A store the test itself sets (``als.enter_with(...)`` with no cleanup) is
+    put back when the test function returns: each storage whose value changed
+    during the call gets the value it had before (its default if it had none).
   - A store that a function-scoped fixture sets (even with ``enter_with`` and
-    no cleanup) is restored once the test's teardown is done; one set by a
-    module/session fixture stays for the tests that use it and is restored
+    no cleanup) is put back once the test's teardown is done; one set by a
+    module/session fixture stays for the tests that use it and is put back
     when that fixture is finalized.
-  - Fixture setup and teardown keep running in pytest's own context, so
-    fixtures that set and later reset context variables with tokens (anyio's
-    runner, pytest-asyncio's async fixtures) keep working, and a test sees
-    what its fixtures set.
+  - Async tests under pytest-asyncio and anyio already run in a copy of the
+    context, so what they set never reaches the next test.
   Disable with the ini option ``asynclocal_isolate = false``.
 * **Tests inside a request.** ``@pytest.mark.request_context(user=...,
   request_id=..., **fields)`` runs the test inside a `RequestContext`; the
@@ -23,13 +25,12 @@ What it does, for every test of every project that has asynclocal installed:
 Known limit: async tests that share one anyio runner (a module-scoped async
 fixture keeps it alive) run in that runner task's context, so an
 ``enter_with`` in one of them is seen by the next; use ``als.run``/``scope``.
-Cost per test: one context copy and a scan of the live storages around each
-fixture setup (microseconds).
+Cost per test: a scan of the live storages around the call and each fixture
+setup (microseconds).
 """
 
 from __future__ import annotations
 
-import contextvars
 import itertools
 from collections.abc import Generator, Iterator
 from contextvars import ContextVar
@@ -150,17 +151,11 @@ def pytest_fixture_post_finalizer(fixturedef: Any, request: pytest.FixtureReques
 def pytest_runtest_call(item: pytest.Item) -> Generator[None, Any, Any]:
     if not _isolating(item.config):
         return (yield)
-    saved = item.__dict__.get("runtest", _MISSING)
-    runtest = item.runtest
-    ctx = contextvars.copy_context()
-    item.runtest = lambda: ctx.run(runtest)  # type: ignore[method-assign]
+    before = _snapshot()
     try:
         return (yield)
     finally:
-        if saved is _MISSING:
-            item.__dict__.pop("runtest", None)
-        else:
-            item.runtest = saved  # type: ignore[method-assign]
+        _undo(_changes(before))
 
 
 @pytest.hookimpl(wrapper=True)
