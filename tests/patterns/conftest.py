@@ -104,3 +104,18 @@ def capture_logger() -> Iterator[ListHandler]:
         for lg, level in zip(loggers, saved):
             lg.removeHandler(handler)
             lg.setLevel(level)
+
+
+@pytest.fixture
+def timing_reports() -> Iterator[None]:
+    """``Server-Timing`` headers and INFO summaries on for one test, then the defaults."""
+    import dataclasses
+    import logging
+
+    from asynclocal.patterns import timing
+
+    previous = timing.configure(server_timing=True, summary_level=logging.INFO)
+    try:
+        yield
+    finally:
+        timing.configure(**dataclasses.asdict(previous))

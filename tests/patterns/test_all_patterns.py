@@ -29,7 +29,7 @@ from tests.patterns._token_world import TokenWorld
 from tests.support.servers import run_uvicorn
 from tests.transactions._orders_app import orders_app
 
-pytestmark = pytest.mark.timeout(60)
+pytestmark = [pytest.mark.timeout(60), pytest.mark.usefixtures("timing_reports")]
 
 
 # --- a real token server and API server -----------------------------------------------------

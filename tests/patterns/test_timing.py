@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+import logging
 import random
 import re
+from typing import Any
 
 import httpx
 import pytest
@@ -13,6 +16,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from asynclocal.errors import ConfigurationError
+from asynclocal.patterns import timing
 from asynclocal.patterns.timing import (
     Span,
     server_timing_header,
@@ -180,7 +185,9 @@ def test_rejects_bad_names() -> None:
         pass
 
 
-def test_header_and_summary_through_the_asgi_middleware(capture_logger: ListHandler) -> None:
+def test_header_and_summary_through_the_asgi_middleware(
+    capture_logger: ListHandler, timing_reports: None
+) -> None:
     async def rooms(request: Request) -> Response:
         n = int(request.query_params["n"])
         await asyncio.sleep(random.uniform(0, 0.01))
@@ -227,3 +234,103 @@ def test_spans_per_request_are_bounded() -> None:
         return len(tl.spans), tl.dropped
 
     assert request_storage.run(RequestContext("r"), handler) == (MAX_SPANS, 5)
+
+
+def _serve_rooms(ns: list[int]) -> list[httpx.Response]:
+    async def rooms(request: Request) -> Response:
+        return JSONResponse({"count": await controller(int(request.query_params["n"]))})
+
+    app = RequestContextMiddleware(Starlette(routes=[Route("/rooms", rooms)]))
+    with run_uvicorn(app) as base:
+
+        async def go() -> list[httpx.Response]:
+            async with httpx.AsyncClient(base_url=base, timeout=30) as client:
+                return await asyncio.gather(*(client.get("/rooms", params={"n": n}) for n in ns))
+
+        return asyncio.run(go())
+
+
+def test_by_default_no_header_and_no_log_leave_the_process(capture_logger: ListHandler) -> None:
+    assert timing.timing_settings() == timing.TimingSettings()
+    answers = _serve_rooms([1, 2, 3])
+    for n, answer in zip([1, 2, 3], answers):
+        assert answer.json() == {"count": n}
+        assert "server-timing" not in answer.headers
+        assert "x-request-id" in answer.headers
+    assert [r for r in capture_logger.records if r.name == "asynclocal.timing"] == []
+
+
+def test_spans_are_still_recorded_when_nothing_is_sent() -> None:
+    ctx = RequestContext("r-quiet")
+
+    async def handler() -> tuple[list[str], str]:
+        await controller(1)
+        tl = timeline()
+        assert tl is not None
+        return [s.name for s in tl.spans], server_timing_header()
+
+    names, header = asyncio.run(request_storage.run(ctx, handler))
+    assert names == ["controller", "service", "repository"]
+    assert header.startswith("controller;dur=")  # the app may send it itself
+    assert ctx.response_headers() == []  # nothing added on its own
+
+
+def test_a_predicate_sends_the_header_to_chosen_requests_only(
+    capture_logger: ListHandler,
+) -> None:
+    previous = timing.configure(server_timing=lambda ctx: ctx.headers.get("x-debug") == "1")
+    try:
+
+        async def rooms(request: Request) -> Response:
+            return JSONResponse({"count": await controller(1)})
+
+        app = RequestContextMiddleware(Starlette(routes=[Route("/rooms", rooms)]))
+        with run_uvicorn(app) as base, httpx.Client(base_url=base, timeout=30) as client:
+            shown = client.get("/rooms", headers={"X-Debug": "1"})
+            hidden = client.get("/rooms")
+    finally:
+        timing.configure(**dataclasses.asdict(previous))
+    assert shown.headers["server-timing"].startswith("controller;dur=")
+    assert "server-timing" not in hidden.headers
+    assert [r for r in capture_logger.records if r.name == "asynclocal.timing"] == []
+
+
+def test_a_raising_predicate_sends_nothing_and_the_response_survives() -> None:
+    def broken(ctx: RequestContext) -> bool:
+        raise RuntimeError("predicate bug")
+
+    previous = timing.configure(server_timing=broken)
+    try:
+        answers = _serve_rooms([2])
+    finally:
+        timing.configure(**dataclasses.asdict(previous))
+    assert answers[0].status_code == 200
+    assert "server-timing" not in answers[0].headers
+
+
+def test_summary_only_logs_at_the_chosen_level(capture_logger: ListHandler) -> None:
+    previous = timing.configure(summary_level=logging.WARNING)
+    try:
+        answers = _serve_rooms([1, 2])
+    finally:
+        timing.configure(**dataclasses.asdict(previous))
+    assert all("server-timing" not in a.headers for a in answers)
+    records = [r for r in capture_logger.records if r.name == "asynclocal.timing"]
+    assert sorted(r.levelno for r in records) == [logging.WARNING, logging.WARNING]
+    assert {r.request_id for r in records} == {a.headers["x-request-id"] for a in answers}  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [{"server_timing": "yes"}, {"summary_level": "INFO"}, {"summary_level": True}],
+)
+def test_configure_rejects_bad_values_and_keeps_the_settings(kwargs: dict[str, Any]) -> None:
+    before = timing.timing_settings()
+    with pytest.raises(ConfigurationError, match=r"timing\.configure"):
+        timing.configure(**kwargs)
+    assert timing.timing_settings() is before
+
+
+def test_configure_rejects_unknown_options() -> None:
+    with pytest.raises(TypeError, match="server_timings"):
+        timing.configure(server_timings=True)  # type: ignore[call-arg]

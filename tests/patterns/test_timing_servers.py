@@ -19,7 +19,7 @@ from asynclocal.web.flask import RequestContextExtension
 from asynclocal.web.wsgi import RequestContextMiddleware as WsgiMiddleware
 from tests.support.servers import run_waitress
 
-pytestmark = pytest.mark.timeout(60)
+pytestmark = [pytest.mark.timeout(60), pytest.mark.usefixtures("timing_reports")]
 
 
 # --- @timed: Server-Timing through Flask and bare WSGI ----------------------------------------

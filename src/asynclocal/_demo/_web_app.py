@@ -31,7 +31,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from .. import request as al_request
-from ..patterns import audit, authorize, timed
+from ..patterns import audit, authorize, timed, timing
 from ..patterns.auth import ContextBearerAuth, TokenRefreshError, Tokens, refresh_count
 from ..patterns.rbac import Principal, Unauthenticated
 from ..request import RequestContext, RequestRejected
@@ -155,6 +155,9 @@ def rename_room(room_id: int, name: str) -> dict[str, Any]:
 
 def build_app(secret: bytes, peer: httpx.AsyncClient) -> Starlette:
     """The example service. `peer` is an `httpx.AsyncClient` with `ContextBearerAuth`."""
+    # The demo shows its spans to its own client; a real service keeps this off (the
+    # default) or passes a predicate that admits only internal clients.
+    timing.configure(server_timing=True, summary_level=logging.INFO)
 
     def on_request(ctx: RequestContext) -> None:
         claims = read_token(secret, ctx.cookies.get("access_token"), ACCESS)

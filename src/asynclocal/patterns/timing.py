@@ -14,11 +14,23 @@ Each timed call inside a request records a `Span` (name, path from the
 outermost timed call, start offset, duration, error). The current span lives
 in a `ContextVar` holding an immutable `Span`: a child task copies its
 parent's context, so concurrent children each hang their spans under the
-parent without touching the parent's (or a sibling's) stack. The first timed
-call of a request registers, through ``ctx.on_response``, a callback that
-adds a ``Server-Timing`` header and logs a summary (logger
-``asynclocal.timing``, INFO) when the response starts. Outside a request,
+parent without touching the parent's (or a sibling's) stack. Outside a request,
 timed functions just run (nothing is recorded).
+
+Nothing leaves the process unless asked for. Span names are internal function
+names, so the ``Server-Timing`` header (which every client can read) and the
+summary log line are both off by default; turn them on explicitly::
+
+    from asynclocal.patterns import timing
+
+    timing.configure(server_timing=True, summary_level=logging.INFO)
+    timing.configure(server_timing=lambda ctx: ctx.client in INTERNAL)  # some clients only
+
+With either on, the first timed call of a request registers, through
+``ctx.on_response``, a callback that adds the header and logs the summary (logger
+``asynclocal.timing``) when the response starts. With both off, spans are still
+recorded: read them with `timeline()`, or call `server_timing_header()` /
+`log_summary()` yourself.
 """
 
 from __future__ import annotations
@@ -29,22 +41,27 @@ import logging
 import re
 import threading
 import time
+import weakref
 from collections.abc import Callable
 from contextvars import ContextVar
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, ParamSpec, TypeVar, cast, overload
 
+from ..errors import ConfigurationError
 from ..request._context import RequestContext, request_storage
 
 __all__ = [
     "Span",
     "Timeline",
+    "TimingSettings",
+    "configure",
     "log_summary",
     "server_timing_header",
     "time_block",
     "timed",
     "timeline",
+    "timing_settings",
 ]
 
 P = ParamSpec("P")
@@ -57,6 +74,65 @@ _KEY = "asynclocal.timing"
 MAX_HEADER_ENTRIES = 30
 #: Most spans kept per request (a timed call in a hot loop must not grow memory without bound).
 MAX_SPANS = 1000
+
+
+@dataclass(frozen=True)
+class TimingSettings:
+    """What timed requests send out: both off unless `configure` turned them on.
+
+    `server_timing`: add a ``Server-Timing`` header to the response (True), or only
+    to requests for which the predicate returns True (it gets the `RequestContext`;
+    one that raises sends nothing). `summary_level`: log the span tree at this level
+    on ``asynclocal.timing`` when the response starts (None: no log).
+    """
+
+    server_timing: bool | Callable[[RequestContext], bool] = False
+    summary_level: int | None = None
+
+    @property
+    def reports(self) -> bool:
+        """Whether anything is sent or logged at the end of a request."""
+        return self.server_timing is not False or self.summary_level is not None
+
+
+_settings = TimingSettings()
+
+
+def configure(
+    *,
+    server_timing: bool | Callable[[RequestContext], bool] = False,
+    summary_level: int | None = None,
+) -> TimingSettings:
+    """Choose what timed requests send out (process-wide); return the previous settings.
+
+    Each call replaces both settings: ``configure()`` turns everything off again,
+    and ``configure(**dataclasses.asdict(previous))`` restores earlier ones. Takes
+    effect for requests whose first timed call comes afterwards.
+
+    Raises:
+        ConfigurationError: `server_timing` is not a bool or a callable, or
+            `summary_level` is not an int logging level or None.
+    """
+    global _settings
+    if not isinstance(server_timing, bool) and not callable(server_timing):
+        raise ConfigurationError(
+            "timing.configure(server_timing=...) takes True, False or a predicate "
+            f"(RequestContext) -> bool, got {type(server_timing).__name__}"
+        )
+    if summary_level is not None and (
+        isinstance(summary_level, bool) or not isinstance(summary_level, int)
+    ):
+        raise ConfigurationError(
+            "timing.configure(summary_level=...) takes a logging level such as "
+            f"logging.INFO, or None, got {summary_level!r:.40}"
+        )
+    previous, _settings = _settings, TimingSettings(server_timing, summary_level)
+    return previous
+
+
+def timing_settings() -> TimingSettings:
+    """The settings in effect (see `configure`)."""
+    return _settings
 
 
 @dataclass(frozen=True)
@@ -146,16 +222,25 @@ def _timeline_for(ctx: RequestContext) -> Timeline:
         return found
     fresh = Timeline(ctx)
     kept = ctx.set_if_absent(_KEY, fresh)
-    if kept is fresh:
-        ctx.on_response(functools.partial(_on_response, fresh))
+    settings = _settings
+    if kept is fresh and settings.reports:
+        ctx.on_response(functools.partial(_on_response, fresh, settings, weakref.ref(ctx)))
     return cast(Timeline, kept)
 
 
-def _on_response(tl: Timeline) -> list[tuple[str, str]]:
-    header = server_timing_header(tl)
-    if tl._claim_report():
-        log_summary(tl)
-    return [("Server-Timing", header)]
+def _on_response(
+    tl: Timeline, settings: TimingSettings, ctx_ref: weakref.ref[RequestContext]
+) -> list[tuple[str, str]]:
+    if settings.summary_level is not None and tl._claim_report():
+        log_summary(tl, settings.summary_level)
+    wanted = settings.server_timing
+    if callable(wanted):
+        ctx = ctx_ref()
+        try:
+            wanted = ctx is not None and bool(wanted(ctx))
+        except Exception:  # a broken predicate sends nothing, never breaks the response
+            wanted = False
+    return [("Server-Timing", server_timing_header(tl))] if wanted else []
 
 
 _TOKEN_JUNK = re.compile(r"[^A-Za-z0-9!#$%&'*+.^_`|~-]+")
@@ -193,8 +278,9 @@ def log_summary(tl: Timeline | None = None, level: int = logging.INFO) -> None:
     """Log the request's spans as an indented tree on logger ``asynclocal.timing``.
 
     The record's ``extra`` carries ``request_id``, ``timings`` (a list of
-    `Span.as_dict`) and ``total_ms``. Called automatically when the response
-    starts; call it yourself where no middleware runs.
+    `Span.as_dict`) and ``total_ms``. Called when the response starts if
+    `configure` set a ``summary_level``; call it yourself otherwise, or where no
+    middleware runs.
     """
     tl = tl if tl is not None else timeline()
     if tl is None or not logger.isEnabledFor(level):
