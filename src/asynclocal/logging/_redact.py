@@ -24,6 +24,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Mapping
 from typing import Any
+from urllib.parse import quote, unquote
 
 from asynclocal.request import request_storage
 
@@ -101,14 +102,14 @@ _URL_PASSWORD_RE = re.compile(
 # after a separator is scanned for keys of its own ("Error: password: x").
 _KEY_SEP_RE = re.compile(
     r"""(?:(?<![A-Za-z0-9_.\-])|(?<=%[0-9A-Fa-f]{2}))(?P<key>[A-Za-z_][A-Za-z0-9_.\-]*)"""
-    r"""(?P<sep>["']?[ \t]*(?:[:=]|%3[AaDd])\s*|["'],\s*b?(?=["']))"""
+    r"""(?P<sep>\\*["']?[ \t]*(?:[:=]|%3[AaDd])\s*|\\*["'],\s*b?(?=\\*["']))"""
 )
 # The value of a secret key, unquoted: an auth scheme and its credential
 # ("Authorization: Token 9944b..."; Bearer/Basic always, any other scheme word
 # when 8+ token68 characters follow), else everything up to a delimiter.
 _VALUE_RE = re.compile(
     r"""(?:(?:[Bb]earer|BEARER|[Bb]asic|BASIC)[ \t]+"""
-    r"""|[A-Za-z][A-Za-z0-9.+_\-]*[ \t]+(?=[A-Za-z0-9\-._~+/]{8,}=*(?:[\s&;,})\]]|$)))?"""
+    r"""|[A-Za-z][A-Za-z0-9.+_\-]*[ \t]+(?=[A-Za-z0-9\-._~+/]{8,}=*(?![A-Za-z0-9\-._~+/=])))?"""
     r"""[^\s&;,"'})\]]+"""
 )
 # A quoted value: up to the closing quote, or to the end of the line when unterminated.
@@ -117,6 +118,9 @@ _QUOTED_RE = {
     "'": re.compile(r"'(?:[^'\\\n]|\\.)*'?"),
 }
 _BRACKETS = {"{": "}", "[": "]", "(": ")"}
+_RUN_RE = re.compile(r"\S+")
+_ESCAPED_QUOTE_RE = re.compile(r"\\+[\"']")
+_PERCENT_RE = re.compile(r"%[0-9A-Fa-f]{2}")
 _BRACKET_RE = re.compile(r"[{}\[\]()\n]")
 
 # The fast pre-check: text holding none of these (case-insensitive) cannot hold
@@ -302,21 +306,46 @@ class Redactor:
                     if isinstance(secret, str) and len(secret) >= 8 and secret in text:
                         text = text.replace(secret, self.replacement)
         if self._looks_closer(text):
-            if "=" in text or ":" in text or "," in text or "%3" in text:
-                text = self._mask_pairs(text)
-            if (
-                "earer" in text
-                or "asic" in text
-                or "EARER" in text
-                or "ASIC" in text
-                or "eyJ" in text
-            ):
-                text = _CREDENTIAL_RE.sub(self._credential_repl, text)
-            if "://" in text or "%3" in text:
-                text = _URL_PASSWORD_RE.sub(self._credential_repl, text)
+            text = self._mask_plain(text)
+            if "%" in text:
+                text = self._mask_encoded(text)
         for pattern in self._patterns:
             text = pattern.sub(self.replacement, text)
         return text
+
+    def _mask_plain(self, text: str) -> str:
+        if "=" in text or ":" in text or "," in text or "%3" in text:
+            text = self._mask_pairs(text)
+        if "earer" in text or "asic" in text or "EARER" in text or "ASIC" in text or "eyJ" in text:
+            text = _CREDENTIAL_RE.sub(self._credential_repl, text)
+        if "://" in text or "%3" in text:
+            text = _URL_PASSWORD_RE.sub(self._credential_repl, text)
+        return text
+
+    def _mask_encoded(self, text: str) -> str:
+        # Percent-encoded text (a query value holding JSON, a header, a URL):
+        # each whitespace-free run holding %XX is decoded once, masked, and
+        # written back encoded where the original was. Linear: one pass per run.
+        out: list[str] = []
+        done = 0
+        for run in _RUN_RE.finditer(text):
+            token = run.group()
+            if "%" not in token or _PERCENT_RE.search(token) is None:
+                continue
+            decoded = unquote(token)
+            if decoded == token or not self._looks_closer(decoded):
+                continue
+            masked = self._mask_plain(decoded)
+            if masked == decoded:
+                continue
+            literal = "".join(sorted({c for c in token if not c.isalnum() and c != "%"}))
+            out.append(text[done : run.start()])
+            out.append(quote(masked, safe=literal + "[]"))
+            done = run.end()
+        if not out:
+            return text
+        out.append(text[done:])
+        return "".join(out)
 
     def _mask_pairs(self, text: str) -> str:
         # One left-to-right pass: every "key<sep>" is found; the value of a secret
@@ -334,6 +363,8 @@ class Redactor:
             pos = match.end()
             if not self.is_secret_key(match.group("key")):
                 continue
+            if "," in match.group("sep") and not _opens_a_pair(text, match.start()):
+                continue  # "a", "b" in a JSON list is no (name, value) pair
             end, masked = _secret_value(text, pos, replacement)
             if masked is not None:
                 out.append(text[done:pos])
@@ -411,6 +442,18 @@ def _secret_value(text: str, pos: int, replacement: str) -> tuple[int, str | Non
     first = text[pos]
     if text.startswith(replacement, pos):
         return pos + len(replacement), None
+    escaped = _ESCAPED_QUOTE_RE.match(text, pos) if first == "\\" else None
+    if escaped is not None:
+        # An escaped quote, as in JSON inside JSON: \"value\" up to the next \" on the line.
+        quote = escaped.group()
+        close = text.find(quote, escaped.end())
+        line_end = text.find("\n", pos)
+        if close < 0 or (0 <= line_end < close):
+            close = len(text) if line_end < 0 else line_end
+            return close, f"{quote}{replacement}"
+        if close == escaped.end():
+            return close + len(quote), None
+        return close + len(quote), f"{quote}{replacement}{quote}"
     if first in _QUOTED_RE:
         quoted = _QUOTED_RE[first].match(text, pos)
         assert quoted is not None  # the pattern matches the quote itself at least
@@ -433,6 +476,14 @@ def _secret_value(text: str, pos: int, replacement: str) -> tuple[int, str | Non
     if value is None:
         return pos, None
     return value.end(), replacement
+
+
+def _opens_a_pair(text: str, key_start: int) -> bool:
+    # ('key', ...), [(b'key', ...)]: the key's quote follows "(" or "[" (maybe "b").
+    before = text[max(0, key_start - 3) : key_start].lstrip("\\")
+    return before[-1:] in ("'", '"') and (
+        before[-2:-1] in ("(", "[") or before[-3:-1] in ("(b", "[b")
+    )
 
 
 def _bracket_end(text: str, pos: int) -> int:
