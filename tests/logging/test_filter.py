@@ -318,3 +318,66 @@ def test_json_formatter_class_form_in_dict_config(capsys: pytest.CaptureFixture[
     record = json.loads(capsys.readouterr().out)
     assert record["message"] == "paid 3"
     assert (record["levelname"], record["request_id"]) == ("INFO", "r-5")
+
+
+def test_install_gives_plain_handlers_masking_formatters_and_leaves_others_alone() -> None:
+    from pythonjsonlogger.json import JsonFormatter as ForeignJson
+
+    root = logging.getLogger()
+    plain = ListHandler(logging.Formatter("%(levelname)s [%(request_id)s] %(message)s"))
+    bare = ListHandler()
+    foreign = ListHandler(ForeignJson(["message"]))
+    ours = JsonFormatter()
+    own = ListHandler(ours)
+    handlers = (plain, bare, foreign, own)
+    old_level = root.level
+    for handler in handlers:
+        root.addHandler(handler)
+    root.setLevel(logging.INFO)
+    seen: list[logging.LogRecord] = []
+    try:
+        install()
+        assert isinstance(plain.formatter, Formatter)
+        assert own.formatter is ours
+
+        class Raw(logging.Handler):  # added later, without any cleaning
+            def emit(self, record: logging.LogRecord) -> None:
+                seen.append(record)
+
+        raw = Raw()
+        root.addHandler(raw)
+        try:
+            request_storage.run(
+                RequestContext("r-9"),
+                logging.getLogger("app").info,
+                "pw password=%s\nx",
+                "hunter2X",
+            )
+        finally:
+            root.removeHandler(raw)
+        assert plain.lines[-1] == "INFO [r-9] pw password=[REDACTED]\\nx"
+        assert bare.lines[-1] == "pw password=[REDACTED]\\nx"
+        assert json.loads(foreign.lines[-1])["message"] == "pw password=[REDACTED]\nx"
+        assert json.loads(own.lines[-1])["message"] == "pw password=[REDACTED]\nx"
+        assert seen[0].getMessage() == "pw password=hunter2X\nx"  # the shared record is intact
+        assert seen[0].__dict__["request_id"] == "r-9"
+    finally:
+        uninstall()
+        for handler in handlers:
+            root.removeHandler(handler)
+        root.setLevel(old_level)
+
+
+@pytest.mark.skipif(sys.version_info < (3, 12), reason="per-handler record replacement: 3.12+")
+def test_a_cleaning_filter_hands_only_its_handler_a_masked_copy(
+    make_logger: Callable[..., logging.Logger],
+) -> None:
+    masked = ListHandler(logging.Formatter("%(message)s"))
+    masked.addFilter(ContextFilter())
+    raw = ListHandler(logging.Formatter("%(message)s"))
+    log = make_logger(masked, raw)
+
+    log.info("token=%s", "abcdefgh1234")
+
+    assert masked.lines == ["token=[REDACTED]"]
+    assert raw.lines == ["token=abcdefgh1234"]
