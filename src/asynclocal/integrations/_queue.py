@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from collections.abc import Callable, Iterable, Mapping
 from contextvars import ContextVar, Token
 from dataclasses import dataclass, field
@@ -51,6 +52,8 @@ __all__ = [
 HEADER = "asynclocal"
 _VERSION = 1
 _MAX_FIELDS = 64
+# What a storage name from a message must look like to be shown in a log line.
+_PLAIN_NAME = re.compile(r"[A-Za-z0-9_.:-]{1,64}").fullmatch
 
 logger = logging.getLogger("asynclocal.integrations")
 
@@ -125,22 +128,44 @@ def capture(fields: Iterable[str] = ()) -> str:
     return "".join(parts)
 
 
+class _Malformed(ValueError):
+    """A decoded message context of the wrong shape (the message names no input)."""
+
+
 def decode(raw: object) -> MessageContext | None:
-    """Decode what `capture` wrote. Never raises: junk is logged and yields None."""
+    """Decode what `capture` wrote. Never raises: junk yields None and a warning.
+
+    The warning says what was wrong in fixed words (the JSON error kind, or which
+    part had the wrong shape); it never repeats the message text, which comes
+    from whoever can publish to the queue.
+    """
     if raw is None:
         return None
     try:
-        data = json.loads(raw) if isinstance(raw, (str, bytes)) else raw
+        data = json.loads(raw) if isinstance(raw, (str, bytes, bytearray)) else raw
         if not isinstance(data, dict) or data.get("v") != _VERSION:
-            raise ValueError(f"not an asynclocal v{_VERSION} context")
+            raise _Malformed(f"not an asynclocal v{_VERSION} context")
         carrier = data.get("carrier") or {}
         stores = data.get("stores") or {}
         fields = data.get("fields") or {}
         if not all(isinstance(x, dict) for x in (carrier, stores, fields)):
-            raise ValueError("carrier, stores and fields must be objects")
-        carrier = {k: v for k, v in carrier.items() if isinstance(v, str)}
+            raise _Malformed("carrier, stores and fields must be objects")
+        carrier = {k: v for k, v in carrier.items() if isinstance(k, str) and isinstance(v, str)}
+        stores = {k: v for k, v in stores.items() if isinstance(k, str)}
+        fields = {k: v for k, v in fields.items() if isinstance(k, str)}
     except Exception as exc:
-        logger.warning("ignoring a malformed asynclocal task context (%.80r): %s", raw, exc)
+        # json's messages carry a position only; anything else is named by its type.
+        if isinstance(exc, _Malformed):
+            reason = str(exc)
+        elif isinstance(exc, json.JSONDecodeError):
+            reason = f"invalid JSON: {exc.msg} at character {exc.pos}"
+        else:
+            reason = type(exc).__name__
+        logger.warning(
+            "ignoring a malformed asynclocal task context (%s, %d characters; not shown)",
+            reason,
+            len(raw) if isinstance(raw, (str, bytes, bytearray)) else 0,
+        )
         return None
     return MessageContext(carrier=carrier, stores=stores, fields=fields)
 
@@ -167,12 +192,14 @@ def restore(
         for name, value in message.stores.items():
             target = find_cross_process_storage(name)
             if target is None:
+                # The name comes from the message: shown only when it looks like
+                # a storage name, so a crafted one never reaches the log.
                 logger.warning(
-                    "task %s carries a store for cross-process AsyncLocalStorage %r, which this "
+                    "task %s carries a store for cross-process AsyncLocalStorage %s, which this "
                     "worker does not have; create it at import time in a module the worker "
                     "imports (the task module is a good place)",
                     task_id,
-                    name,
+                    repr(name) if _PLAIN_NAME(name) is not None else "(a name not shown)",
                 )
                 continue
             set_var(target.context_var, value)

@@ -55,6 +55,7 @@ from ..request import (
     run_request_initializers,
 )
 from ..request._rejected import joined_rejection_headers
+from ..request._scope import join_headers
 
 __all__ = ["XRAY_ENV", "lambda_handler", "parse_xray_trace_header", "request_context_for"]
 
@@ -104,6 +105,19 @@ def _event_headers(event: object) -> dict[str, str]:
         if isinstance(raw, Mapping)
         else {}
     )
+    multi = event.get("multiValueHeaders")
+    if isinstance(multi, Mapping):
+        # REST APIs and ALBs with multi-value headers on: every value of each name
+        # (`headers` keeps only the last one). Joined as the ASGI view joins them.
+        headers.update(
+            join_headers(
+                (str(name), value)
+                for name, values in multi.items()
+                if isinstance(values, list)
+                for value in values
+                if isinstance(value, str)
+            )
+        )
     cookies = event.get("cookies")
     if "cookie" not in headers and isinstance(cookies, list):
         # Payload format 2.0 (HTTP API, function URLs) moves the Cookie header here.

@@ -6,12 +6,12 @@ from ._context import (
     RequestRejected,
     add_request_initializer,
     current_request,
-    parse_cookie_header,
     remove_request_initializer,
     request_id,
     request_storage,
     run_request_initializers,
 )
+from ._cookies import MAX_COOKIE_HEADER_LENGTH, MAX_COOKIES, parse_cookie_header
 from ._ids import (
     DEFAULT_REQUEST_ID_HEADER,
     MAX_REQUEST_ID_LENGTH,
@@ -24,6 +24,8 @@ from ._scope import AsgiRequestContext, OnRequest, RequestContextFactory, with_r
 
 __all__ = [
     "DEFAULT_REQUEST_ID_HEADER",
+    "MAX_COOKIES",
+    "MAX_COOKIE_HEADER_LENGTH",
     "MAX_REQUEST_ID_LENGTH",
     "AsgiRequestContext",
     "InvalidRequestId",

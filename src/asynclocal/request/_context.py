@@ -6,11 +6,11 @@ import inspect
 import re
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from http.cookies import CookieError, SimpleCookie
 from typing import Any, TypeVar
 
 from .._storage import AsyncLocalStorage
 from ..errors import NoRequestContext
+from ._cookies import parse_cookie_header
 from ._rejected import RequestRejected
 from ._trace_ids import new_trace_and_span_ids
 
@@ -358,29 +358,6 @@ def _check_header(what: str, text: str) -> None:
         raise ValueError(
             f"response header {what} must be non-empty text without CR, LF or control characters"
         )
-
-
-def parse_cookie_header(header: str) -> dict[str, str]:
-    """Parse a ``Cookie`` header; malformed pairs are skipped, never raise."""
-    cookies: dict[str, str] = {}
-    if not header:
-        return cookies
-    for chunk in header.split(";"):
-        name, sep, value = chunk.partition("=")
-        name = name.strip()
-        if not sep or not name:
-            continue
-        value = value.strip()
-        if len(value) >= 2 and value[0] == value[-1] == '"':
-            try:
-                parsed: SimpleCookie = SimpleCookie()
-                parsed.load(f"{name}={value}")
-                morsel = parsed.get(name)
-                value = morsel.value if morsel is not None else value[1:-1]
-            except CookieError:
-                value = value[1:-1]
-        cookies.setdefault(name, value)
-    return cookies
 
 
 #: The storage that holds the current request's `RequestContext`.

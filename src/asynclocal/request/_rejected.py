@@ -13,9 +13,10 @@ __all__ = ["RequestRejected", "joined_rejection_headers"]
 
 def joined_rejection_headers(exc: RequestRejected) -> dict[str, str]:
     """`exc.headers` as a dict for frameworks without repeated headers (``", "`` joins)."""
-    joined: dict[str, str] = {}
+    values: dict[str, list[str]] = {}
     names: dict[str, str] = {}
     for name, value in exc.headers:
         first = names.setdefault(name.lower(), name)
-        joined[first] = f"{joined[first]}, {value}" if first in joined else value
-    return joined
+        values.setdefault(first, []).append(value)
+    # Joined once per name: linear however often a name repeats.
+    return {name: ", ".join(parts) for name, parts in values.items()}

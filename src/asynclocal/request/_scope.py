@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import inspect
 import weakref
-from collections.abc import Awaitable, Callable, Iterator, Mapping, MutableMapping
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping, MutableMapping
 from typing import Any, TypeVar
 
 from ._context import RequestContext, request_storage, run_request_initializers
@@ -142,18 +142,46 @@ class _LazyHeaders(Mapping[str, str]):
         return f"Headers({sorted(self._load())!r})"
 
 
-def _join(data: dict[str, str], name: str, value: str) -> None:
-    old = data.get(name)
-    if old is None:
-        data[name] = value
-    else:
-        data[name] = f"{old}{'; ' if name == 'cookie' else ', '}{value}"
-
-
 def _asgi_headers(raw: Any) -> dict[str, str]:
+    # A repeated name is joined once at the end ("; " for cookie, else ", "):
+    # joining as they come would copy the growing value each time (quadratic).
     data: dict[str, str] = {}
+    repeated: dict[str, list[str]] | None = None
     for name, value in raw:
-        _join(data, name.decode("latin-1").lower(), value.decode("latin-1"))
+        key = name.decode("latin-1").lower()
+        text = value.decode("latin-1")
+        if key not in data:
+            data[key] = text
+        elif repeated is None:
+            repeated = {key: [data[key], text]}
+        elif key in repeated:
+            repeated[key].append(text)
+        else:
+            repeated[key] = [data[key], text]
+    if repeated is not None:
+        for key, parts in repeated.items():
+            data[key] = ("; " if key == "cookie" else ", ").join(parts)
+    return data
+
+
+def join_headers(pairs: Iterable[tuple[str, str]]) -> dict[str, str]:
+    """``(name, value)`` str pairs as one lower-cased dict, repeated names joined.
+
+    The join is the ASGI view's: ``"; "`` for ``cookie``, ``", "`` otherwise,
+    done once per name at the end, so the cost is linear in the input.
+    """
+    data: dict[str, str] = {}
+    repeated: dict[str, list[str]] = {}
+    for name, value in pairs:
+        key = name.lower()
+        if key not in data:
+            data[key] = value
+        elif key in repeated:
+            repeated[key].append(value)
+        else:
+            repeated[key] = [data[key], value]
+    for key, parts in repeated.items():
+        data[key] = ("; " if key == "cookie" else ", ").join(parts)
     return data
 
 
@@ -232,13 +260,22 @@ class RequestContextFactory:
         """
         wanted = self._header_bytes
         incoming: str | None = None
+        repeated: list[str] | None = None
         raw = scope.get("headers") or ()
         for name, value in raw:
             if name == wanted:
                 # A repeated id header is joined as WSGI servers and Django do,
                 # which no validator accepts: every server treats it as invalid.
+                # Joined once, after the loop: linear in the number of repeats.
                 text = value.decode("latin-1")
-                incoming = text if incoming is None else f"{incoming}, {text}"
+                if incoming is None:
+                    incoming = text
+                elif repeated is None:
+                    repeated = [incoming, text]
+                else:
+                    repeated.append(text)
+        if repeated is not None:
+            incoming = ", ".join(repeated)
         client = scope.get("client")
         host = client[0] if client else None
         ctx = AsgiRequestContext._for_request(

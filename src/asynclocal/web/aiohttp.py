@@ -35,7 +35,7 @@ except ImportError as exc:  # pragma: no cover - depends on the environment
 
 from ..request._context import RequestContext, RequestRejected, request_storage
 from ..request._ids import InvalidRequestId
-from ..request._scope import RequestContextFactory, factory_or_options
+from ..request._scope import RequestContextFactory, factory_or_options, join_headers
 
 __all__ = ["make_middleware", "request_context_middleware", "setup"]
 
@@ -71,7 +71,7 @@ def _context(factory: RequestContextFactory, request: web.Request) -> RequestCon
         path=request.path,
         client=client,
     )
-    ctx.headers = {name.lower(): value for name, value in request.headers.items()}
+    ctx.headers = join_headers(request.headers.items())  # repeated names joined, as ASGI
     resource = request.match_info.route.resource
     if resource is not None:
         ctx.route = resource.canonical
