@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import json
 import logging
-import re
 from collections.abc import Callable, Iterable, Mapping
 from contextvars import ContextVar, Token
 from dataclasses import dataclass, field
@@ -52,8 +51,6 @@ __all__ = [
 HEADER = "asynclocal"
 _VERSION = 1
 _MAX_FIELDS = 64
-# What a storage name from a message must look like to be shown in a log line.
-_PLAIN_NAME = re.compile(r"[A-Za-z0-9_.:-]{1,64}").fullmatch
 
 logger = logging.getLogger("asynclocal.integrations")
 
@@ -184,25 +181,29 @@ def restore(
     request id = `task_id` (or the caller's, with ``reuse_request_id``), method
     ``"TASK"``, path and route = `task_name`. `set_var(var, value)` does the
     setting, so the caller chooses between plain sets and token bookkeeping.
-    A store for a storage this process does not have is skipped with a warning.
+    A store for a storage this process does not have is skipped with a warning
+    (that counts them; it never repeats names taken from the message).
     """
     for storage in live_storages():
         set_var(storage.context_var, storage.default)
     if message is not None:
+        unknown = 0
         for name, value in message.stores.items():
             target = find_cross_process_storage(name)
             if target is None:
-                # The name comes from the message: shown only when it looks like
-                # a storage name, so a crafted one never reaches the log.
-                logger.warning(
-                    "task %s carries a store for cross-process AsyncLocalStorage %s, which this "
-                    "worker does not have; create it at import time in a module the worker "
-                    "imports (the task module is a good place)",
-                    task_id,
-                    repr(name) if _PLAIN_NAME(name) is not None else "(a name not shown)",
-                )
+                unknown += 1
                 continue
             set_var(target.context_var, value)
+        if unknown:
+            # The names come from the message, so they are not repeated here.
+            logger.warning(
+                "task %s carries %d store(s) for cross-process AsyncLocalStorages this worker "
+                "does not have (names not shown: they come from the message); create each "
+                "storage at import time in a module the worker imports (the task module is a "
+                "good place)",
+                task_id,
+                unknown,
+            )
     propagated = extract(message.carrier if message is not None else {})
     request_id = task_id
     if get_config().reuse_request_id and propagated.request_id is not None:
