@@ -34,8 +34,13 @@ def expected_view(raw: list[tuple[bytes, bytes]]) -> dict[str, str]:
 
 
 def _scope(raw: list[tuple[bytes, bytes]]) -> dict[str, Any]:
-    return {"type": "http", "method": "GET", "path": "/", "headers": raw,
-            "client": ("127.0.0.1", 1)}  # fmt: skip
+    return {
+        "type": "http",
+        "method": "GET",
+        "path": "/",
+        "headers": raw,
+        "client": ("127.0.0.1", 1),
+    }
 
 
 def _headers_seen() -> dict[str, str]:
@@ -54,8 +59,15 @@ def test_asgi_view_joins_repeats_and_never_raises(raw: list[tuple[bytes, bytes]]
 
 
 @HOSTILE
-@given(st.lists(st.tuples(st.text(st.characters(max_codepoint=0xFF), min_size=1, max_size=12),
-                          st.text(st.characters(max_codepoint=0xFF), max_size=40)), max_size=20))  # fmt: skip
+@given(
+    st.lists(
+        st.tuples(
+            st.text(st.characters(max_codepoint=0xFF), min_size=1, max_size=12),
+            st.text(st.characters(max_codepoint=0xFF), max_size=40),
+        ),
+        max_size=20,
+    )
+)
 def test_wsgi_environ_view(pairs: list[tuple[str, str]]) -> None:
     environ: dict[str, Any] = {"REQUEST_METHOD": "GET", "PATH_INFO": "/", "wsgi.version": (1, 0)}
     expected: dict[str, str] = {}
@@ -103,8 +115,11 @@ _FACTORY = RequestContextFactory()
 
 @pytest.mark.parametrize(
     ("name", "value"),
-    [(b"x-request-id", b"0123456789abcdef0123456789abcdef"), (b"cookie", b"session=0123456789"),
-     (b"x-forwarded-for", b"10.0.0.1")],  # fmt: skip
+    [
+        (b"x-request-id", b"0123456789abcdef0123456789abcdef"),
+        (b"cookie", b"session=0123456789"),
+        (b"x-forwarded-for", b"10.0.0.1"),
+    ],
 )
 def test_repeated_header_cost_is_linear(name: bytes, value: bytes) -> None:
     def make(count: int) -> object:

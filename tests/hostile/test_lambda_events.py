@@ -30,13 +30,25 @@ HEX16 = re.compile(r"[0-9a-f]{16}")
 
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=20),
-    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4),
+    lambda inner: (
+        st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4)
+    ),
     max_leaves=12,
-)  # fmt: skip
+)
 header_names = st.sampled_from(
-    ["X-Request-ID", "x-request-id", "X-Root-Request-ID", "traceparent", "tracestate",
-     "baggage", "Cookie", "cookie", "Host", "X-Forwarded-For"]
-) | st.text(max_size=10)  # fmt: skip
+    [
+        "X-Request-ID",
+        "x-request-id",
+        "X-Root-Request-ID",
+        "traceparent",
+        "tracestate",
+        "baggage",
+        "Cookie",
+        "cookie",
+        "Host",
+        "X-Forwarded-For",
+    ]
+) | st.text(max_size=10)
 header_values = st.one_of(
     st.text(max_size=60),
     st.just("00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"),
@@ -44,31 +56,55 @@ header_values = st.one_of(
     json_values,
 )
 headers = st.dictionaries(header_names, header_values, max_size=8)
-multi_headers = st.dictionaries(header_names, st.lists(header_values, max_size=4) | json_values,
-                                max_size=6)  # fmt: skip
+multi_headers = st.dictionaries(
+    header_names, st.lists(header_values, max_size=4) | json_values, max_size=6
+)
 
 v1_events = st.fixed_dictionaries(
-    {"httpMethod": st.sampled_from(["GET", "POST"]), "path": st.text(max_size=20),
-     "headers": headers | st.none(), "multiValueHeaders": multi_headers | st.none(),
-     "requestContext": st.fixed_dictionaries({"identity": st.fixed_dictionaries(
-         {"sourceIp": st.sampled_from(["1.2.3.4", "::1"]) | json_values})})}
-)  # fmt: skip
+    {
+        "httpMethod": st.sampled_from(["GET", "POST"]),
+        "path": st.text(max_size=20),
+        "headers": headers | st.none(),
+        "multiValueHeaders": multi_headers | st.none(),
+        "requestContext": st.fixed_dictionaries(
+            {
+                "identity": st.fixed_dictionaries(
+                    {"sourceIp": st.sampled_from(["1.2.3.4", "::1"]) | json_values}
+                )
+            }
+        ),
+    }
+)
 v2_events = st.fixed_dictionaries(
-    {"version": st.just("2.0"), "rawPath": st.text(max_size=20), "headers": headers,
-     "cookies": st.lists(st.text(max_size=20) | json_values, max_size=5) | json_values,
-     "requestContext": st.fixed_dictionaries({"http": st.fixed_dictionaries(
-         {"method": st.sampled_from(["GET", "PUT"]), "sourceIp": st.just("5.6.7.8")})})}
-)  # fmt: skip
+    {
+        "version": st.just("2.0"),
+        "rawPath": st.text(max_size=20),
+        "headers": headers,
+        "cookies": st.lists(st.text(max_size=20) | json_values, max_size=5) | json_values,
+        "requestContext": st.fixed_dictionaries(
+            {
+                "http": st.fixed_dictionaries(
+                    {"method": st.sampled_from(["GET", "PUT"]), "sourceIp": st.just("5.6.7.8")}
+                )
+            }
+        ),
+    }
+)
 alb_events = st.fixed_dictionaries(
-    {"httpMethod": st.just("GET"), "path": st.just("/"), "multiValueHeaders": multi_headers,
-     "requestContext": st.just({"elb": {"targetGroupArn": "arn:aws:..."}})}
-)  # fmt: skip
+    {
+        "httpMethod": st.just("GET"),
+        "path": st.just("/"),
+        "multiValueHeaders": multi_headers,
+        "requestContext": st.just({"elb": {"targetGroupArn": "arn:aws:..."}}),
+    }
+)
 any_events = st.one_of(v1_events, v2_events, alb_events, json_values)
 contexts = st.builds(
     SimpleNamespace,
-    aws_request_id=st.one_of(st.text(max_size=140), st.just("c6af9ac6-7b61-11e6-9a41-93e8deadbeef"),
-                             json_values),
-)  # fmt: skip
+    aws_request_id=st.one_of(
+        st.text(max_size=140), st.just("c6af9ac6-7b61-11e6-9a41-93e8deadbeef"), json_values
+    ),
+)
 
 
 def _check_context(ctx: Any, context: Any) -> None:
@@ -106,19 +142,26 @@ def test_hostile_values_are_never_echoed_or_logged(event: Any, context: Any) -> 
     wrapped = lambda_handler(_handler)
     with captured_log_lines() as lines:
         result = wrapped(event, context)
-    assert isinstance(result, dict) and result["statusCode"] == 200
+    assert isinstance(result, dict)
+    assert result["statusCode"] == 200
     assert MARK not in repr(result)
     assert not any(MARK in line for line in lines)
 
 
 def test_multi_value_headers_are_joined() -> None:
     event = {
-        "httpMethod": "GET", "path": "/",
+        "httpMethod": "GET",
+        "path": "/",
         "headers": {"X-A": "last-only", "Host": "h"},
-        "multiValueHeaders": {"X-A": ["1", "2"], "x-a": ["3"], "Cookie": ["a=1", "b=2"],
-                              "X-Request-ID": ["r1", "r2"], "Bad": "not a list"},
+        "multiValueHeaders": {
+            "X-A": ["1", "2"],
+            "x-a": ["3"],
+            "Cookie": ["a=1", "b=2"],
+            "X-Request-ID": ["r1", "r2"],
+            "Bad": "not a list",
+        },
         "requestContext": {"elb": {}},
-    }  # fmt: skip
+    }
     ctx = request_context_for(event, SimpleNamespace(aws_request_id="inv-1"))
     assert ctx.headers["x-a"] == "1, 2, 3"
     assert ctx.headers["host"] == "h"
@@ -131,12 +174,15 @@ def test_multi_value_headers_are_joined() -> None:
 def test_event_cost_is_linear() -> None:
     def make(count: int) -> object:
         event = {
-            "httpMethod": "GET", "path": "/",
+            "httpMethod": "GET",
+            "path": "/",
             "headers": {f"x-h{i}": "v" * 20 for i in range(count)},
-            "multiValueHeaders": {"x-request-id": ["0123456789abcdef"] * count,
-                                  "cookie": [f"c{i}=v" for i in range(count)]},
+            "multiValueHeaders": {
+                "x-request-id": ["0123456789abcdef"] * count,
+                "cookie": [f"c{i}=v" for i in range(count)],
+            },
             "cookies": [f"d{i}=v" for i in range(count)],
-        }  # fmt: skip
+        }
         context = SimpleNamespace(aws_request_id="inv-1")
         return lambda: request_context_for(event, context).cookies
 

@@ -87,8 +87,13 @@ def test_untrusted_peers_never_choose_their_id(value: str, peer: str | None) -> 
 
 async def _serve(app: Any, headers: list[tuple[bytes, bytes]]) -> list[dict[str, Any]]:
     sent: list[dict[str, Any]] = []
-    scope = {"type": "http", "method": "GET", "path": "/", "headers": headers,
-             "client": ("127.0.0.1", 5000)}  # fmt: skip
+    scope = {
+        "type": "http",
+        "method": "GET",
+        "path": "/",
+        "headers": headers,
+        "client": ("127.0.0.1", 5000),
+    }
 
     async def receive() -> dict[str, Any]:
         return {"type": "http.request", "body": b"", "more_body": False}
@@ -128,7 +133,8 @@ def test_hostile_ids_are_never_echoed_or_logged(value: str, reject: bool, repeat
     start = messages[0]
     assert start["status"] == (400 if reject else 200)
     ids = [v for n, v in start["headers"] if n == b"x-request-id"]
-    assert len(ids) == 1 and FRESH.fullmatch(ids[0].decode())
+    assert len(ids) == 1
+    assert FRESH.fullmatch(ids[0].decode())
     assert MARK not in _wire_text(messages)
     assert not any(MARK in line for line in lines)
 
@@ -148,8 +154,11 @@ def test_resolve_cost_is_linear(shape: str) -> None:
     custom = RequestIdPolicy(validator=lambda v: True)
 
     def make(n: int) -> object:
-        value = {"long valid run": "a" * n, "long invalid tail": "a" * (n - 1) + " ",
-                 "visible ASCII": "!" * n}[shape]  # fmt: skip
+        value = {
+            "long valid run": "a" * n,
+            "long invalid tail": "a" * (n - 1) + " ",
+            "visible ASCII": "!" * n,
+        }[shape]
         return lambda: (policy.resolve(value), custom.resolve(value))
 
     assert_linear(make, 16384, f"RequestIdPolicy.resolve ({shape})")  # type: ignore[arg-type]

@@ -25,21 +25,27 @@ ID_GRAMMAR = re.compile(r"[A-Za-z0-9\-._~:+=/]{1,128}")
 
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers() | st.text(max_size=12),
-    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4),
+    lambda inner: (
+        st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4)
+    ),
     max_leaves=10,
-)  # fmt: skip
+)
 marked = st.text(max_size=30).map(lambda t: MARK + t)
 carriers = st.dictionaries(
     st.sampled_from(["x-request-id", "x-root-request-id", "traceparent", "tracestate", "baggage"])
     | st.text(max_size=10),
     marked | st.text(max_size=40) | json_values,
     max_size=6,
-)  # fmt: skip
+)
 messages = st.fixed_dictionaries(
-    {"v": st.sampled_from([1, 1, 1, 2, "1", None]), "carrier": carriers | json_values,
-     "stores": st.dictionaries(marked | st.text(max_size=10), json_values, max_size=3) | json_values,
-     "fields": st.dictionaries(st.text(max_size=10), json_values, max_size=3) | json_values}
-)  # fmt: skip
+    {
+        "v": st.sampled_from([1, 1, 1, 2, "1", None]),
+        "carrier": carriers | json_values,
+        "stores": st.dictionaries(marked | st.text(max_size=10), json_values, max_size=3)
+        | json_values,
+        "fields": st.dictionaries(st.text(max_size=10), json_values, max_size=3) | json_values,
+    }
+)
 raw_values = st.one_of(
     messages.map(json.dumps),
     messages.map(lambda m: json.dumps(m).encode()),
@@ -75,7 +81,8 @@ def _activate(raw: object) -> Any:
 def test_activation_never_raises_and_ids_follow_the_grammar(raw: object) -> None:
     with captured_log_lines() as lines:
         ctx = copy_context().run(_activate, raw)
-    assert ctx is not None and ctx.request_id == "task-1"
+    assert ctx is not None
+    assert ctx.request_id == "task-1"
     for value in (ctx.parent_request_id, ctx.root_request_id):
         assert value is None or ID_GRAMMAR.fullmatch(value)
     assert not any(MARK in line for line in lines)
@@ -83,11 +90,18 @@ def test_activation_never_raises_and_ids_follow_the_grammar(raw: object) -> None
 
 def test_junk_is_named_but_not_shown() -> None:
     secret = MARK + "password=hunter2"
-    for raw in (secret, "{" + secret, json.dumps({"v": 1, "carrier": [secret]}), b"\xff" + secret.encode()):
+    for raw in (
+        secret,
+        "{" + secret,
+        json.dumps({"v": 1, "carrier": [secret]}),
+        b"\xff" + secret.encode(),
+    ):
         with captured_log_lines() as lines:
             assert _queue.decode(raw) is None
-        assert len(lines) == 1 and "malformed asynclocal task context" in lines[0]
-        assert MARK not in lines[0] and "hunter2" not in lines[0]
+        assert len(lines) == 1
+        assert "malformed asynclocal task context" in lines[0]
+        assert MARK not in lines[0]
+        assert "hunter2" not in lines[0]
 
 
 def test_unknown_store_names_are_counted_not_shown() -> None:
@@ -100,8 +114,13 @@ def test_unknown_store_names_are_counted_not_shown() -> None:
 
 def test_decode_cost_is_linear() -> None:
     def make(count: int) -> object:
-        raw = json.dumps({"v": 1, "carrier": {f"x-h{i}": "v" * 20 for i in range(count)},
-                          "fields": {"f": ["x"] * count}})  # fmt: skip
+        raw = json.dumps(
+            {
+                "v": 1,
+                "carrier": {f"x-h{i}": "v" * 20 for i in range(count)},
+                "fields": {"f": ["x"] * count},
+            }
+        )
         junk = '{"v": 1, "carrier": ' + "[" * count
         return lambda: (_queue.decode(raw), _queue.decode(junk))
 

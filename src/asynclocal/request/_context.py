@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import inspect
-import re
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any, TypeVar
 
+from .._header_rules import header_problem
 from .._storage import AsyncLocalStorage
 from ..errors import NoRequestContext
 from ._cookies import parse_cookie_header
@@ -31,7 +31,6 @@ _C = TypeVar("_C", bound="RequestContext")
 _new_object = object.__new__
 _wall_clock = time.time
 _perf_counter = time.perf_counter
-_CONTROL_CHARS = re.compile(r"[\x00-\x1f\x7f]")
 
 
 class RequestContext:
@@ -184,7 +183,10 @@ class RequestContext:
         """Ask the middleware to add `name: value` to this request's response.
 
         Raises:
-            ValueError: the name or value contains CR, LF or other control characters.
+            TypeError: the name or value is not a str.
+            ValueError: the name is not an RFC 9110 token, or the value is not Latin-1
+                text free of CR, LF and other control characters (the message never
+                repeats the value).
         """
         _check_header("name", name)
         _check_header("value", value)
@@ -352,12 +354,13 @@ REQUEST_CONTEXT_ARGS: frozenset[str] = frozenset(
 
 
 def _check_header(what: str, text: str) -> None:
+    # The one rule (`_header_rules`): names are RFC 9110 tokens, values Latin-1
+    # text without control characters; the message never repeats the text.
     if not isinstance(text, str):
         raise TypeError(f"response header {what} must be a str, got {type(text).__name__}")
-    if (what == "name" and not text) or _CONTROL_CHARS.search(text) is not None:
-        raise ValueError(
-            f"response header {what} must be non-empty text without CR, LF or control characters"
-        )
+    problem = header_problem(text, "") if what == "name" else header_problem("x", text)
+    if problem is not None:
+        raise ValueError(f"response header {what}: {problem}")
 
 
 #: The storage that holds the current request's `RequestContext`.
