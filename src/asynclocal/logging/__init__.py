@@ -11,6 +11,10 @@
   characters, on their own copy of each record.
 * `asynclocal.logging.structlog.add_request_context` (structlog processor) and
   `asynclocal.logging.loguru.patcher` (loguru patcher).
+* `logging_config()`: one ``dictConfig`` for the app and its servers (uvicorn,
+  gunicorn, hypercorn, Celery, Django), every line with the request's ids.
+* `AccessLog`: the per-request access line the web integrations write with
+  ``access_log=True``.
 * `Redactor` decides what a secret is; `escape_control` keeps one call on one line.
 
 Importing this package needs only the standard library.
@@ -20,6 +24,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from asynclocal.logging._access import AccessLog
 from asynclocal.logging._factory import (
     capture_at_creation,
     capturing_at_creation,
@@ -36,6 +41,7 @@ from asynclocal.logging._redact import (
     default_redactor,
     escape_control,
 )
+from asynclocal.logging._servers import logging_config
 
 if TYPE_CHECKING:
     from asynclocal.logging._json import JsonFormatter as JsonFormatter
@@ -45,6 +51,7 @@ __all__ = [
     "DEFAULT_SECRET_KEY_PATTERN",
     "REDACTED",
     "STANDARD_FIELDS",
+    "AccessLog",
     "ContextFilter",
     "Formatter",
     "Redactor",
@@ -53,6 +60,7 @@ __all__ = [
     "default_redactor",
     "escape_control",
     "install",
+    "logging_config",
     "stop_capture_at_creation",
     "uninstall",
 ]

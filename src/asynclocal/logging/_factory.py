@@ -27,7 +27,7 @@ class _CapturingFactory:
     def __call__(self, *args: Any, **kwargs: Any) -> logging.LogRecord:
         record = self.previous(*args, **kwargs)
         if self.active and CAPTURED_ATTR not in record.__dict__:
-            record.__dict__[CAPTURED_ATTR] = capture(self.fields)
+            record.__dict__[CAPTURED_ATTR] = capture(self.fields, record.exc_info)
         return record
 
 

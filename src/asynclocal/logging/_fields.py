@@ -11,6 +11,7 @@ from typing import Any
 
 from asynclocal.logging._redact import Redactor, escape_control, resolve_redactor
 from asynclocal.request import request_storage
+from asynclocal.request._failed import failed_request
 
 __all__ = [
     "CAPTURED_ATTR",
@@ -143,13 +144,21 @@ def _loggable(value: Any) -> Any:
         return f"<unprintable {type(value).__name__}>"
 
 
-def capture(app_fields: tuple[str, ...]) -> dict[str, Any]:
+def capture(
+    app_fields: tuple[str, ...], exc_info: Any = None, *, current: bool = True
+) -> dict[str, Any]:
     """The current request's standard fields and `app_fields`; None where absent.
 
-    Outside a request every value is None. Secrets (`access_token`,
-    `refresh_token`) are never read here. Never raises.
+    With no current request (or `current=False`: the caller is in another
+    thread than the one that logged), the request `exc_info` escaped from, as
+    the middleware marked it (a server's "Exception in ASGI application"
+    record, logged after the request's context was left). Otherwise every
+    value is None. Secrets (`access_token`, `refresh_token`) are never read
+    here. Never raises.
     """
-    ctx = request_storage.get_store()
+    ctx = request_storage.get_store() if current else None
+    if ctx is None and exc_info:
+        ctx = failed_request(exc_info)
     if ctx is None:
         return dict.fromkeys((*STANDARD_FIELDS, *app_fields))
     try:
@@ -183,7 +192,8 @@ def captured_for(record: logging.LogRecord | None, fields: tuple[str, ...]) -> d
         if captured is not None:
             return captured
         if not created_here(record):
-            return {}
+            return capture(fields, record.exc_info, current=False) if record.exc_info else {}
+        return capture(fields, record.exc_info)
     return capture(fields)
 
 

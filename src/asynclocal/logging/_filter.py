@@ -95,10 +95,10 @@ class ContextFilter(logging.Filter):
         fields = self.fields
         captured: dict[str, Any] | None = attrs.get(CAPTURED_ATTR)
         if captured is None:
-            captured = capture(fields) if created_here(record) else dict.fromkeys(_ALL + fields)
+            captured = capture(fields, record.exc_info, current=created_here(record))
             attrs[CAPTURED_ATTR] = captured
         elif fields and not captured.keys() >= self._names:
-            fresh = capture(fields) if created_here(record) else {}
+            fresh = capture(fields, record.exc_info, current=created_here(record))
             for name in fields:
                 captured.setdefault(name, fresh.get(name))
         placeholder = self.placeholder

@@ -91,6 +91,8 @@ class JsonFormatter(_BaseJsonFormatter):
         self, log_data: dict[str, Any], record: logging.LogRecord, message_dict: dict[str, Any]
     ) -> None:
         super().add_fields(log_data, record, message_dict)
+        # uvicorn's copy of the message with ANSI colours, for its own console only.
+        log_data.pop("color_message", None)
         captured = captured_for(record, self.context_fields)
         for name in (*STANDARD_FIELDS, *self.context_fields):
             value = captured.get(name)

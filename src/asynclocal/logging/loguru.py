@@ -71,7 +71,7 @@ class RequestContextPatcher:
 
     def __call__(self, record: Record) -> None:
         extra: dict[Any, Any] = record["extra"]
-        for name, value in capture(self.fields).items():
+        for name, value in capture(self.fields, record["exception"]).items():
             if name not in extra:
                 extra[name] = self.placeholder if value is None else value
         redactor = self.redactor
