@@ -57,8 +57,16 @@ def middleware(targets: TargetsArg = None) -> _Middleware:
     resolved = resolve_targets(targets)
 
     async def propagate(request: Any, handler: Callable[[Any], Awaitable[Any]]) -> Any:
-        apply_outgoing_headers(request.headers, request.url, resolved)
-        return await handler(request)
+        call = apply_outgoing_headers(
+            request.headers, request.url, resolved, method=getattr(request, "method", None)
+        )
+        try:
+            response = await handler(request)
+        except BaseException as exc:
+            call.end(error=exc)
+            raise
+        call.end(status=getattr(response, "status", None))
+        return response
 
     setattr(propagate, _MARK, True)
     return propagate
@@ -75,10 +83,30 @@ def trace_config(targets: TargetsArg = None) -> aiohttp.TraceConfig:
     async def on_request_start(
         session: aiohttp.ClientSession, ctx: SimpleNamespace, params: Any
     ) -> None:
-        apply_outgoing_headers(params.headers, params.url, resolved)
+        call = apply_outgoing_headers(
+            params.headers, params.url, resolved, method=getattr(params, "method", None)
+        )
+        if call.pending:
+            ctx.asynclocal_call = call
+
+    async def on_request_end(
+        session: aiohttp.ClientSession, ctx: SimpleNamespace, params: Any
+    ) -> None:
+        call = getattr(ctx, "asynclocal_call", None)
+        if call is not None:
+            call.end(status=getattr(params.response, "status", None))
+
+    async def on_request_exception(
+        session: aiohttp.ClientSession, ctx: SimpleNamespace, params: Any
+    ) -> None:
+        call = getattr(ctx, "asynclocal_call", None)
+        if call is not None:
+            call.end(error=getattr(params, "exception", None))
 
     config = aiohttp.TraceConfig()
     config.on_request_start.append(on_request_start)
+    config.on_request_end.append(on_request_end)
+    config.on_request_exception.append(on_request_exception)
     setattr(config, _MARK, True)
     return config
 

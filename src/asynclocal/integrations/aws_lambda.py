@@ -40,12 +40,8 @@ import threading
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, TypeVar, overload
 
-from ..propagation import (
-    PropagatedContext,
-    continue_context,
-    extract,
-    new_request_id,
-)
+from ..propagation import PropagatedContext, continue_context, extract
+from ..propagation._carrier import new_request_id
 from ..request import (
     DEFAULT_REQUEST_ID_HEADER,
     RequestContext,
@@ -65,8 +61,8 @@ XRAY_ENV = "_X_AMZN_TRACE_ID"
 R = TypeVar("R")
 Handler = Callable[[Any, Any], R]
 
-_XRAY_ROOT = re.compile(r"^1-([0-9a-f]{8})-([0-9a-f]{24})$")
-_HEX16 = re.compile(r"^[0-9a-f]{16}$")
+_XRAY_ROOT = re.compile(r"1-([0-9a-f]{8})-([0-9a-f]{24})")
+_HEX16 = re.compile(r"[0-9a-f]{16}")
 
 
 def parse_xray_trace_header(value: object) -> PropagatedContext | None:
@@ -82,7 +78,7 @@ def parse_xray_trace_header(value: object) -> PropagatedContext | None:
         key, sep, val = item.strip().partition("=")
         if sep:
             parts[key.strip().lower()] = val.strip()
-    root = _XRAY_ROOT.match(parts.get("root", "").lower())
+    root = _XRAY_ROOT.fullmatch(parts.get("root", "").lower())
     if root is None:
         return None
     trace_id = root.group(1) + root.group(2)
@@ -91,7 +87,7 @@ def parse_xray_trace_header(value: object) -> PropagatedContext | None:
     parent = parts.get("parent", "").lower()
     return PropagatedContext(
         trace_id=trace_id,
-        parent_span_id=parent if _HEX16.match(parent) and parent != "0" * 16 else None,
+        parent_span_id=parent if _HEX16.fullmatch(parent) and parent != "0" * 16 else None,
         trace_flags=1 if parts.get("sampled") == "1" else 0,
     )
 

@@ -14,6 +14,7 @@ Targets come from `asynclocal.propagation.configure(targets=[...])` unless a
 from __future__ import annotations
 
 import functools
+import weakref
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -25,7 +26,12 @@ except ImportError as exc:  # pragma: no cover - exercised only without the extr
     ) from exc
 
 from .._patching import Patches
-from ..propagation._outgoing import TargetsArg, apply_outgoing_headers, resolve_targets
+from ..propagation._outgoing import (
+    OutgoingCall,
+    TargetsArg,
+    apply_outgoing_headers,
+    resolve_targets,
+)
 from ..propagation._targets import PropagationTargets
 
 __all__ = ["async_request_hook", "install", "instrument", "request_hook", "uninstall"]
@@ -33,6 +39,37 @@ __all__ = ["async_request_hook", "install", "instrument", "request_hook", "unins
 C = TypeVar("C", httpx.Client, httpx.AsyncClient)
 
 _MARK = "_asynclocal_hook"
+_CALL = "asynclocal.call"
+
+
+def _send(request: httpx.Request, targets: PropagationTargets | None) -> None:
+    call = apply_outgoing_headers(request.headers, request.url, targets, method=request.method)
+    if call.pending:
+        # Ended by the response hook `instrument` adds, or when the request
+        # is dropped (an error before any response, a bare request_hook).
+        request.extensions[_CALL] = call
+        weakref.finalize(request, call.end)
+
+
+def _received(response: httpx.Response) -> None:
+    try:
+        call = response.request.extensions.pop(_CALL, None)
+    except Exception:  # a response without a request (built by hand)
+        return
+    if isinstance(call, OutgoingCall):
+        call.end(status=response.status_code)
+
+
+def _response_hook(response: httpx.Response) -> None:
+    _received(response)
+
+
+async def _async_response_hook(response: httpx.Response) -> None:
+    _received(response)
+
+
+setattr(_response_hook, _MARK, True)
+setattr(_async_response_hook, _MARK, True)
 
 
 def request_hook(targets: TargetsArg = None) -> Callable[[httpx.Request], None]:
@@ -47,7 +84,7 @@ def request_hook(targets: TargetsArg = None) -> Callable[[httpx.Request], None]:
     resolved = resolve_targets(targets)
 
     def hook(request: httpx.Request) -> None:
-        apply_outgoing_headers(request.headers, request.url, resolved)
+        _send(request, resolved)
 
     setattr(hook, _MARK, True)
     return hook
@@ -58,7 +95,7 @@ def async_request_hook(targets: TargetsArg = None) -> Callable[[httpx.Request], 
     resolved = resolve_targets(targets)
 
     async def hook(request: httpx.Request) -> None:
-        apply_outgoing_headers(request.headers, request.url, resolved)
+        _send(request, resolved)
 
     setattr(hook, _MARK, True)
     return hook
@@ -73,10 +110,13 @@ def instrument(client: C, *, targets: TargetsArg = None) -> C:
     Raises:
         TypeError: `client` is not an httpx.Client or httpx.AsyncClient.
     """
+    on_response: Callable[[httpx.Response], Any]
     if isinstance(client, httpx.AsyncClient):
         hook: Callable[[httpx.Request], Any] = async_request_hook(targets)
+        on_response = _async_response_hook
     elif isinstance(client, httpx.Client):
         hook = request_hook(targets)
+        on_response = _response_hook
     else:
         raise TypeError(
             "instrument() expects an httpx.Client or httpx.AsyncClient, got "
@@ -89,6 +129,10 @@ def instrument(client: C, *, targets: TargetsArg = None) -> C:
         h for h in hooks.get("request", []) if not getattr(h, _MARK, False)
     ]
     hooks["request"] = [*others, hook]
+    responses: list[Callable[..., Any]] = [
+        h for h in hooks.get("response", []) if not getattr(h, _MARK, False)
+    ]
+    hooks["response"] = [on_response, *responses]
     client.event_hooks = hooks
     return client
 

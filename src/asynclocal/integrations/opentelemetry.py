@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import threading
 import weakref
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 try:
@@ -36,17 +36,19 @@ try:
     )
     from opentelemetry.trace import NonRecordingSpan, SpanContext, SpanKind, TraceFlags
     from opentelemetry.trace.span import TraceState
+    from opentelemetry.trace.status import Status, StatusCode
 except ImportError as exc:  # pragma: no cover - exercised only without the extra
     raise ImportError(
         "asynclocal.integrations.opentelemetry needs the 'opentelemetry' extra: "
         "pip install 'asynclocal[opentelemetry]'"
     ) from exc
 
-from ..propagation import (
+from ..propagation import PropagatedContext, extract, get_config
+from ..propagation._carrier import (
     ActiveSpan,
-    PropagatedContext,
-    extract,
-    get_config,
+    CallKind,
+    CallSpan,
+    set_call_span_starter,
     set_trace_source,
     write_fields,
 )
@@ -243,6 +245,35 @@ def _start_server_span(ctx: RequestContext, tracer: trace.Tracer) -> None:
     weakref.finalize(ctx, _ServerSpan.end, holder)
 
 
+_KINDS = {"client": SpanKind.CLIENT, "producer": SpanKind.PRODUCER}
+
+
+def _start_call_span(
+    name: str, kind: CallKind, attributes: Mapping[str, str | int]
+) -> CallSpan | None:
+    """A child of the active span for one outgoing call (its id is the call's parent-id)."""
+    tracer = _settings.get("call_tracer")
+    if tracer is None:
+        return None
+    span = tracer.start_span(name, kind=_KINDS.get(kind, SpanKind.CLIENT), attributes=attributes)
+    ids = active_span(trace.set_span_in_context(span))
+    if ids is None:
+        span.end()
+        return None
+
+    def end(status: int | None, error: BaseException | None) -> None:
+        if status is not None:
+            span.set_attribute("http.response.status_code", status)
+            if status >= 400:
+                span.set_status(Status(StatusCode.ERROR))
+        if error is not None:
+            span.record_exception(error)
+            span.set_status(Status(StatusCode.ERROR, type(error).__name__))
+        span.end()
+
+    return CallSpan(ids, end)
+
+
 def _initializer(ctx: RequestContext) -> None:
     try:
         tracer = _settings.get("tracer")
@@ -259,6 +290,7 @@ def install(
     start_span: bool = False,
     tracer_provider: trace.TracerProvider | None = None,
     always_start_span: bool = False,
+    client_spans: bool = True,
 ) -> None:
     """Connect OpenTelemetry to the request context. Idempotent; call again to change options.
 
@@ -273,6 +305,14 @@ def install(
     starts (or when the request is dropped without a response).
     `always_start_span` starts one even inside an active span.
 
+    With `client_spans` (the default), every outgoing call `inject` writes
+    (each HTTP client request, each task message) gets a span of its own, a
+    child of the active span: CLIENT for HTTP (ended when the response is
+    in, with its status), PRODUCER for other carriers (ended at once). Its
+    span id is the ``parent-id`` the callee receives. Turn it off when
+    OpenTelemetry's own client instrumentation makes those spans; the calls
+    still get distinct parent-ids, but no span is recorded for them.
+
     Raises:
         TypeError: `tracer_provider` is not an OpenTelemetry TracerProvider.
     """
@@ -281,12 +321,19 @@ def install(
             "install(tracer_provider=) expects an opentelemetry TracerProvider, got "
             f"{type(tracer_provider).__name__}"
         )
+    if not isinstance(client_spans, bool):
+        raise TypeError("install(client_spans=) must be a bool")
     with _lock:
         _settings.clear()
         if start_span or always_start_span:
             _settings["tracer"] = trace.get_tracer("asynclocal", tracer_provider=tracer_provider)
             _settings["always_start"] = always_start_span
+        if client_spans:
+            _settings["call_tracer"] = trace.get_tracer(
+                "asynclocal", tracer_provider=tracer_provider
+            )
         set_trace_source(_trace_source)
+        set_call_span_starter(_start_call_span if client_spans else None)
         add_request_initializer(_initializer)
 
 
@@ -295,6 +342,7 @@ def uninstall() -> None:
     with _lock:
         _settings.clear()
         set_trace_source(None)
+        set_call_span_starter(None)
         remove_request_initializer(_initializer)
 
 

@@ -53,7 +53,16 @@ def _wrap_send(
             if request is None:
                 request = next((a for a in args if isinstance(a, requests.PreparedRequest)), None)
             if request is not None:
-                apply_outgoing_headers(request.headers, request.url, targets)
+                call = apply_outgoing_headers(
+                    request.headers, request.url, targets, method=request.method
+                )
+                try:
+                    response = send(*args, **kwargs)
+                except BaseException as exc:
+                    call.end(error=exc)
+                    raise
+                call.end(status=response.status_code)
+                return response
         return send(*args, **kwargs)
 
     setattr(wrapped, _MARK, True)

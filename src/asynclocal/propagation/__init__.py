@@ -6,25 +6,21 @@ Standard library only (OpenTelemetry is optional)::
 
     headers: dict[str, str] = {}
     inject(headers)                      # caller: x-request-id, x-root-request-id,
-                                         # traceparent, tracestate, baggage
+                                         # traceparent (a parent-id per call),
+                                         # tracestate, baggage
     ctx = continue_request(extract(incoming_headers), method="GET", path="/")
 
 `install()` makes every web middleware continue the incoming trace and
-causation chain; `configure()` sets header names, the baggage allow-list and
-the propagation targets of the HTTP client integrations. The OpenTelemetry
-`TextMapPropagator` lives in `asynclocal.integrations.opentelemetry`.
+causation chain; `configure()` sets the wire formats (header names, the
+baggage allow-list) and the propagation targets of the HTTP client
+integrations. The W3C codecs are `asynclocal.propagation.w3c`; the
+OpenTelemetry `TextMapPropagator` lives in `asynclocal.integrations.opentelemetry`.
 """
 
-from ._carrier import (
-    ActiveSpan,
-    PropagatedContext,
-    extract,
-    inject,
-    new_request_id,
-    set_trace_source,
-    trace_flags,
-    write_fields,
-)
+from typing import TYPE_CHECKING
+
+from . import w3c
+from ._carrier import PropagatedContext, extract, inject
 from ._config import (
     SECRET_FIELDS,
     PropagationConfig,
@@ -34,48 +30,43 @@ from ._config import (
 )
 from ._continue import continue_context, continue_request, install, installed, uninstall
 from ._targets import PropagationTargets, TargetPattern
-from ._w3c import (
-    BAGGAGE_MAX_BYTES,
-    BAGGAGE_MAX_MEMBERS,
-    TraceParent,
-    format_baggage,
-    format_traceparent,
-    new_span_id,
-    new_trace_id,
-    parse_baggage,
-    parse_traceparent,
-    parse_tracestate,
-)
 
 __all__ = [
-    "BAGGAGE_MAX_BYTES",
-    "BAGGAGE_MAX_MEMBERS",
     "SECRET_FIELDS",
-    "ActiveSpan",
     "PropagatedContext",
     "PropagationConfig",
     "PropagationTargets",
     "TargetPattern",
-    "TraceParent",
     "configure",
     "continue_context",
     "continue_request",
     "extract",
-    "format_baggage",
-    "format_traceparent",
     "get_config",
     "inject",
     "install",
     "installed",
-    "new_request_id",
-    "new_span_id",
-    "new_trace_id",
-    "parse_baggage",
-    "parse_traceparent",
-    "parse_tracestate",
     "reset_config",
-    "set_trace_source",
-    "trace_flags",
     "uninstall",
-    "write_fields",
+    "w3c",
 ]
+
+# Names this package exported before the codecs moved to `w3c` and the hooks
+# of the integrations went private: still importable, no longer part of the API.
+_MOVED = {
+    **{name: ("._w3c", name) for name in w3c.__all__},
+    "ActiveSpan": ("._carrier", "ActiveSpan"),
+    "new_request_id": ("._carrier", "new_request_id"),
+    "set_trace_source": ("._carrier", "set_trace_source"),
+    "trace_flags": ("._carrier", "trace_flags"),
+    "write_fields": ("._carrier", "write_fields"),
+}
+
+if not TYPE_CHECKING:
+
+    def __getattr__(name: str) -> object:
+        moved = _MOVED.get(name)
+        if moved is None:
+            raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+        import importlib
+
+        return getattr(importlib.import_module(moved[0], __name__), moved[1])

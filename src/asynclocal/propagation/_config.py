@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import re
 import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from .._header_rules import header_problem
 from ._targets import PropagationTargets, TargetPattern
 from ._w3c import valid_baggage_key
 
@@ -16,8 +16,6 @@ __all__ = ["SECRET_FIELDS", "PropagationConfig", "configure", "get_config", "res
 #: Request fields that are secrets: they never travel unless listed in
 #: `PropagationConfig.baggage_fields` by name.
 SECRET_FIELDS = frozenset({"access_token", "refresh_token", "cookies"})
-
-_HEADER_RE = re.compile(r"^[!#$%&'*+\-.^_`|~0-9a-z]+$")
 
 
 @dataclass(frozen=True)
@@ -75,7 +73,7 @@ def get_config() -> PropagationConfig:
 def _check_header(name: str, value: Any) -> str | None:
     if value is None:
         return None
-    if not isinstance(value, str) or not _HEADER_RE.match(value.lower()):
+    if not isinstance(value, str) or header_problem(value, "") is not None:
         raise ValueError(
             f"propagation {name} must be an HTTP header name (token characters) or None, "
             f"got {value!r:.60}"

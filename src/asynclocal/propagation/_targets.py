@@ -14,7 +14,7 @@ __all__ = ["PropagationTargets", "TargetPattern"]
 TargetPattern = str | re.Pattern[str] | Callable[[str], bool]
 
 _DEFAULT_PORTS = {"http": 80, "https": 443, "ws": 80, "wss": 443}
-_HOST_RE = re.compile(r"^(\*\.)?[a-z0-9_\-.]+$|^\[[0-9a-f:.]+\]$|^\*$")
+_HOST_RE = re.compile(r"(\*\.)?[a-z0-9_\-.]+|\[[0-9a-f:.]+\]|\*")
 
 
 @dataclass(frozen=True)
@@ -76,7 +76,7 @@ def _split_host_port(text: str, pattern: str) -> tuple[str, int | None]:
             raise ValueError(f"propagation target {pattern!r}: bad port {port_text!r}")
         port = int(port_text)
     host = host.lower()
-    if not _HOST_RE.match(host):
+    if _HOST_RE.fullmatch(host) is None:
         raise ValueError(
             f"propagation target {pattern!r}: {host!r} is not a host name, '*.domain', "
             "an IP address or '*'"
