@@ -7,6 +7,7 @@ from collections.abc import Iterator
 import pytest
 
 from asynclocal import propagation
+from asynclocal.propagation._carrier import set_call_span_starter, set_trace_source
 from tests.support.servers import run_uvicorn
 
 from ._apps import echo_app
@@ -19,7 +20,8 @@ def clean_propagation() -> Iterator[None]:
     propagation.install()
     yield
     propagation.install()
-    propagation.set_trace_source(None)
+    set_trace_source(None)
+    set_call_span_starter(None)
     propagation.reset_config()
     from asynclocal.integrations import aiohttp_client, httpx, requests
 

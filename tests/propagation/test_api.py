@@ -14,6 +14,7 @@ from asynclocal.propagation import (
     continue_request,
     extract,
     inject,
+    w3c,
 )
 from asynclocal.request import RequestContext, request_storage, with_request_context
 
@@ -36,10 +37,13 @@ def test_inject_writes_ids_and_trace_of_the_current_request() -> None:
         inject(headers)
     assert headers["x-request-id"] == "req-a"
     assert headers["x-root-request-id"] == "root-0"
-    parsed = propagation.parse_traceparent(headers["traceparent"])
+    parsed = w3c.parse_traceparent(headers["traceparent"])
     assert parsed is not None
-    # the request had no trace: one was started and kept for the rest of the request
-    assert (parsed.trace_id, parsed.span_id) == (ctx.trace_id, ctx.span_id)
+    # the request had no trace: one was started and kept for the rest of the request;
+    # the call carries a span id of its own, and the random trace id flag
+    assert parsed.trace_id == ctx.trace_id
+    assert parsed.span_id != ctx.span_id
+    assert parsed.trace_flags == 0x03
     assert "baggage" not in headers
 
 
@@ -52,8 +56,9 @@ def test_inject_outside_a_request_writes_nothing() -> None:
 def test_inject_with_explicit_request() -> None:
     ctx = make_ctx(trace_id=TRACE, span_id=SPAN)
     headers: dict[str, str] = {}
-    inject(headers, request=ctx)
-    assert headers["traceparent"] == f"00-{TRACE}-{SPAN}-01"
+    span_id = inject(headers, request=ctx)
+    assert headers["traceparent"] == f"00-{TRACE}-{span_id}-03"
+    assert span_id != SPAN
     with pytest.raises(TypeError, match="RequestContext"):
         inject(headers, request="req-a")  # type: ignore[arg-type]
     with pytest.raises(TypeError, match="mutable mapping"):
@@ -63,15 +68,15 @@ def test_inject_with_explicit_request() -> None:
 def test_round_trip_builds_the_causation_chain() -> None:
     caller = make_ctx(trace_id=TRACE, span_id=SPAN)
     headers: dict[str, str] = {}
-    inject(headers, request=caller)
+    call_span = inject(headers, request=caller)
     propagated = extract(headers)
     assert propagated == PropagatedContext(
         request_id="req-a",
         root_request_id="root-0",
         parent_request_id="req-a",
         trace_id=TRACE,
-        parent_span_id=SPAN,
-        trace_flags=1,
+        parent_span_id=call_span,
+        trace_flags=3,
         tracestate=None,
         baggage=propagated.baggage,
     )
@@ -121,8 +126,8 @@ def test_extract_is_case_insensitive_and_tracestate_travels() -> None:
     assert propagated.tracestate == "congo=t61rcWkgMzE"
     hop = continue_request(propagated)
     out: dict[str, str] = {}
-    inject(out, request=hop)
-    assert out["traceparent"] == f"00-{TRACE}-{hop.span_id}-00"  # not sampled stays not sampled
+    call_span = inject(out, request=hop)
+    assert out["traceparent"] == f"00-{TRACE}-{call_span}-00"  # not sampled stays not sampled
     assert out["tracestate"] == "congo=t61rcWkgMzE"
 
 
@@ -200,7 +205,7 @@ def test_inject_merges_into_existing_baggage() -> None:
     propagation.configure(baggage_fields=["tenant"])
     headers = {"baggage": "other=1,tenant=old"}
     inject(headers, request=make_ctx(fields={"tenant": "new"}))
-    assert propagation.parse_baggage(headers["baggage"]) == {"other": "1", "tenant": "new"}
+    assert w3c.parse_baggage(headers["baggage"]) == {"other": "1", "tenant": "new"}
 
 
 def test_header_names_are_configurable() -> None:

@@ -79,7 +79,11 @@ ASYNC_CLIENTS = [httpx_async, aiohttp_session]
 def assert_propagated(received: dict[str, str], ctx: RequestContext) -> None:
     assert received["x-request-id"] == ctx.request_id
     assert received["x-root-request-id"] == ctx.root_request_id
-    assert received["traceparent"] == f"00-{ctx.trace_id}-{ctx.span_id}-01"
+    version, trace_id, parent_id, flags = received["traceparent"].split("-")
+    # the request's trace, a span id of the call's own, sampled + random trace id
+    assert (version, trace_id, flags) == ("00", ctx.trace_id, "03")
+    assert parent_id != ctx.span_id
+    assert len(parent_id) == 16
     assert received["baggage"] == f"tenant={ctx.get('tenant')}"
     assert "authorization" not in received  # the token is a secret
 

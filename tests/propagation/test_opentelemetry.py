@@ -24,6 +24,7 @@ from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapProp
 from asynclocal import propagation
 from asynclocal.integrations import opentelemetry as al_otel
 from asynclocal.logging import ContextFilter
+from asynclocal.propagation import w3c
 from asynclocal.request import RequestContext, request_storage, with_request_context
 from tests.support.servers import run_uvicorn, run_waitress
 
@@ -74,14 +75,20 @@ def test_one_trace_across_two_services_and_their_logs(
     ):
         answer: dict[str, Any] = httpx.get(a_url + "/a", timeout=20).json()
     spans = {span.name: span for span in exporter.get_finished_spans()}
-    assert set(spans) == {"GET /a", "GET /b"}
-    a_span, b_span = spans["GET /a"], spans["GET /b"]
+    assert set(spans) == {"GET /a", "GET", "GET /b"}
+    a_span, call, b_span = spans["GET /a"], spans["GET"], spans["GET /b"]
     assert a_span.kind == b_span.kind == SpanKind.SERVER
+    assert call.kind == SpanKind.CLIENT
     trace_id = trace.format_trace_id(a_span.context.trace_id)
-    # one trace: B's server span is a child of A's
-    assert b_span.context.trace_id == a_span.context.trace_id
+    # one trace: A's server span -> A's CLIENT span for the call -> B's server span
+    assert b_span.context.trace_id == call.context.trace_id == a_span.context.trace_id
+    assert call.parent is not None
     assert b_span.parent is not None
-    assert b_span.parent.span_id == a_span.context.span_id
+    assert call.parent.span_id == a_span.context.span_id
+    assert b_span.parent.span_id == call.context.span_id
+    assert call.attributes is not None
+    assert call.attributes["http.response.status_code"] == 200
+    assert call.attributes["http.request.method"] == "GET"
     assert a_span.parent is None
     # the request contexts expose the spans' ids
     a_ctx, b_ctx = answer["ctx"], answer["downstream"]["ctx"]
@@ -100,22 +107,47 @@ def test_one_trace_across_two_services_and_their_logs(
     assert lines["B"].span_id == b_ctx["span_id"]  # type: ignore[attr-defined]
 
 
-def test_request_inside_an_active_span_takes_its_ids(provider: TracerProvider) -> None:
-    al_otel.install()  # no span of our own: follow whatever span is active
+def test_request_inside_an_active_span_takes_its_ids(
+    provider: TracerProvider, exporter: InMemorySpanExporter
+) -> None:
+    al_otel.install(tracer_provider=provider)  # no server span of our own: follow the active one
     tracer = provider.get_tracer("test")
+    sent: list[str] = []
     with tracer.start_as_current_span("outer") as outer:
 
         def handler() -> RequestContext:
             ctx = request_storage.get_store()
             assert ctx is not None
             headers: dict[str, str] = {}
-            propagation.inject(headers)
-            assert headers["traceparent"].split("-")[2] == ctx.span_id
+            span_id = propagation.inject(headers)
+            assert headers["traceparent"].split("-")[2] == span_id != ctx.span_id
+            sent.append(span_id)
             return ctx
 
         ctx = with_request_context({}, handler)
     assert ctx.trace_id == trace.format_trace_id(outer.get_span_context().trace_id)
     assert ctx.span_id == trace.format_span_id(outer.get_span_context().span_id)
+    # the call's parent-id is a PRODUCER span of its own, a child of the active span
+    produced = next(s for s in exporter.get_finished_spans() if s.kind == SpanKind.PRODUCER)
+    assert trace.format_span_id(produced.context.span_id) == sent[0]
+    assert produced.parent is not None
+    assert produced.parent.span_id == outer.get_span_context().span_id
+
+
+def test_without_client_spans_calls_still_get_distinct_parent_ids(
+    provider: TracerProvider, exporter: InMemorySpanExporter
+) -> None:
+    al_otel.install(tracer_provider=provider, client_spans=False)
+    tracer = provider.get_tracer("test")
+    with tracer.start_as_current_span("outer") as outer:
+        ctx = RequestContext("r1")
+        with request_storage.scope(ctx):
+            sent = {propagation.inject({}) for _ in range(3)}
+    assert len(sent) == 3
+    assert trace.format_span_id(outer.get_span_context().span_id) not in sent
+    assert [s.name for s in exporter.get_finished_spans()] == ["outer"]
+    with pytest.raises(TypeError, match="client_spans"):
+        al_otel.install(client_spans="yes")  # type: ignore[arg-type]
 
 
 def test_sync_trace_ids_follows_a_child_span(provider: TracerProvider) -> None:
@@ -126,11 +158,13 @@ def test_sync_trace_ids_follows_a_child_span(provider: TracerProvider) -> None:
         assert al_otel.sync_trace_ids() is False  # no span active
         with tracer.start_as_current_span("child") as child:
             assert al_otel.sync_trace_ids() is True
-            # inject prefers the active span even before a sync
+            # inject follows the active span's trace even before a sync
             headers: dict[str, str] = {}
             propagation.inject(headers)
     assert ctx.span_id == trace.format_span_id(child.get_span_context().span_id)
-    assert headers["traceparent"].split("-")[2] == ctx.span_id
+    _, trace_id, parent_id, _ = headers["traceparent"].split("-")
+    assert trace_id == ctx.trace_id
+    assert parent_id != ctx.span_id  # the call's own span id
 
 
 def test_without_otel_span_the_request_keeps_its_own_trace() -> None:
@@ -158,7 +192,7 @@ def test_propagator_composes_with_opentelemetry(provider: TracerProvider) -> Non
         span.get_span_context().trace_id
     )
     assert carrier["x-request-id"] == "req-1"
-    assert propagation.parse_baggage(carrier["baggage"]) == {"region": "eu", "tenant": "acme"}
+    assert w3c.parse_baggage(carrier["baggage"]) == {"region": "eu", "tenant": "acme"}
     assert "secret" not in repr(carrier)
 
     extracted = composite.extract(carrier, context=Context())
@@ -198,13 +232,16 @@ def test_asgi_service_calling_a_wsgi_service_is_one_trace(
         # the same waitress thread serves a request that has no trace: a new root
         plain: dict[str, Any] = httpx.get(w_url + "/w", timeout=20).json()
     spans = exporter.get_finished_spans()
-    assert sorted(s.name for s in spans) == ["GET /a", "GET /w", "GET /w"]
+    assert sorted(s.name for s in spans) == ["GET", "GET /a", "GET /w", "GET /w"]
     a_span = next(s for s in spans if s.name == "GET /a")
+    call = next(s for s in spans if s.name == "GET")
     w_spans = [s for s in spans if s.name == "GET /w"]
     child = next(s for s in w_spans if s.parent is not None)
     root = next(s for s in w_spans if s.parent is None)
     assert child.parent is not None
-    assert child.parent.span_id == a_span.context.span_id
+    assert call.parent is not None
+    assert call.parent.span_id == a_span.context.span_id
+    assert child.parent.span_id == call.context.span_id
     assert child.context.trace_id == a_span.context.trace_id
     assert root.context.trace_id != a_span.context.trace_id
     assert first["downstream"]["ctx"]["trace_id"] == first["ctx"]["trace_id"]

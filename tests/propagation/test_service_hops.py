@@ -177,19 +177,23 @@ def test_a_to_b_one_trace_one_chain_in_otel_and_json_logs(
         a_ids.add(a["request_id"])
     assert len(a_ids) == 20
 
-    # OpenTelemetry: one trace per request; B's server span is a child of A's.
+    # OpenTelemetry: one trace per request; A's server span -> A's CLIENT span
+    # for the call -> B's server span.
     spans = otel.exporter.get_finished_spans()
     by_trace: dict[str, list[Any]] = {}
     for span in spans:
         by_trace.setdefault(format(span.context.trace_id, "032x"), []).append(span)
     for body, _ in results:
         a, b = body["a"], body["b"]
-        pair = by_trace[a["trace_id"]]
-        assert len(pair) == 2, [s.name for s in pair]
-        span_a = next(s for s in pair if format(s.context.span_id, "016x") == a["span_id"])
-        span_b = next(s for s in pair if format(s.context.span_id, "016x") == b["span_id"])
+        three = by_trace[a["trace_id"]]
+        assert len(three) == 3, [s.name for s in three]
+        span_a = next(s for s in three if format(s.context.span_id, "016x") == a["span_id"])
+        span_b = next(s for s in three if format(s.context.span_id, "016x") == b["span_id"])
+        call = next(s for s in three if s not in (span_a, span_b))
+        assert call.parent is not None
         assert span_b.parent is not None
-        assert span_b.parent.span_id == span_a.context.span_id
+        assert call.parent.span_id == span_a.context.span_id
+        assert span_b.parent.span_id == call.context.span_id
 
     # JSON logs: every line of both services carries its own request's trace and chain.
     by_request = {line["request_id"]: line for line in json_logs.lines}
