@@ -7,6 +7,7 @@ allow-listed target, `third_party_url` stands for anything else.
 from __future__ import annotations
 
 import asyncio
+import logging
 import random
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -229,3 +230,26 @@ def test_instrument_targets_win_over_install(echo_url: str) -> None:
         # sessions and clients left alone follow the configured targets
         assert_clean(requests.get(echo_url, timeout=10).json()["received"])
         assert_clean(httpx.get(echo_url).json()["received"])
+
+
+def test_an_empty_allow_list_is_reported_once(
+    echo_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    from asynclocal.propagation import _outgoing
+
+    _outgoing._reset_empty_targets_warning()
+    caplog.set_level(logging.WARNING, logger="asynclocal.propagation")
+    with al_httpx.instrument(httpx.Client()) as client:
+        client.get(echo_url + "/outside")  # outside a request nothing would be sent: no warning
+        assert caplog.records == []
+        with request_storage.scope(new_ctx()):
+            for _ in range(3):
+                assert "x-request-id" not in client.get(echo_url + "/x").json()["received"]
+        with request_storage.scope(new_ctx(1)), requests.Session() as session:
+            al_requests.instrument(session).get(echo_url + "/y")
+    warnings = [r for r in caplog.records if r.name == "asynclocal.propagation"]
+    assert len(warnings) == 1  # once per process, whichever client
+    assert warnings[0].levelno == logging.WARNING
+    assert "allow-list is empty" in warnings[0].getMessage()
+    assert "configure(targets=" in warnings[0].getMessage()
+    _outgoing._reset_empty_targets_warning()
