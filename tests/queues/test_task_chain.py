@@ -212,9 +212,17 @@ def test_one_request_through_two_services_and_a_worker(
         assert (b2["root"], b2["parent"], b2["trace_id"]) == (root, task["request_id"], trace)
         ids = {a["request_id"], b["request_id"], task["request_id"], b2["request_id"]}
         assert len(ids) == 4
-        # OpenTelemetry saw A and B (B twice) in one trace.
+        # OpenTelemetry saw A, B (twice), A's CLIENT span for its call to B and
+        # A's PRODUCER span for the task message, in one trace (the worker's
+        # spans stay in its own process).
         in_trace = [s for s in spans if format(s.context.trace_id, "032x") == trace]
-        assert len(in_trace) == 3, [s.name for s in in_trace]
+        names = sorted(s.name for s in in_trace)
+        assert names == ["GET", "GET /a", "GET /b", "GET /b", "propagate"], names
+        server_a = next(s for s in in_trace if s.name == "GET /a")
+        for name in ("GET", "propagate"):
+            call = next(s for s in in_trace if s.name == name)
+            assert call.parent is not None
+            assert call.parent.span_id == server_a.context.span_id
         # JSON logs: A's two lines, B's two lines, the worker's two lines, one chain.
         lines = [ln for ln in json_logs.lines + worker_lines if ln["root_request_id"] == root]
         assert len(lines) == 6, lines
