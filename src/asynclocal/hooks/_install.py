@@ -27,13 +27,13 @@ from typing import Any
 
 from .. import _async_ids as _ids
 from .._async_ids import emit_init, frame_var, new_async_id
+from .._patching import Patches
 from ._resources import CallbackResource, ConnectionFactory, FutureWatch, HookedCoroutine
 
 __all__ = ["install", "installed", "patched_classes", "uninstall"]
 
 logger = logging.getLogger("asynclocal.hooks")
 
-_MISSING: Any = object()
 _FUTURE_TYPES: tuple[type, ...] = (asyncio.Future, futures._PyFuture)  # type: ignore[attr-defined]
 # Callbacks bound to these are asyncio's own plumbing (task steps and wake-ups,
 # transport -> protocol calls), not work the application scheduled.
@@ -204,9 +204,10 @@ _WRAPPERS: dict[str, Callable[[Callable[..., Any]], Callable[..., Any]]] = {
     "create_server": _wrap_create_server,
 }
 
+# One `Patches` set per instrumented loop class, each applied all-or-nothing: classes
+# are added one at a time (the running loop's class may be a new one).
 _lock = threading.RLock()
-# (class, method name) -> what the class's own __dict__ held before patching.
-_saved: dict[tuple[type, str], Any] = {}
+_patched: dict[type, Patches] = {}
 
 
 def _loop_classes() -> list[type]:
@@ -221,32 +222,22 @@ def _loop_classes() -> list[type]:
 
 
 def _patch_class(cls: type) -> None:
-    if any(c is cls for c, _ in _saved):
+    if cls in _patched:
         return
-    done: list[str] = []
+    patches = Patches(
+        lambda: [(cls, name, make(getattr(cls, name))) for name, make in _WRAPPERS.items()]
+    )
     try:
-        for name, make in _WRAPPERS.items():
-            orig = getattr(cls, name)
-            _saved[(cls, name)] = cls.__dict__.get(name, _MISSING)
-            setattr(cls, name, make(orig))
-            done.append(name)
+        patches.install()  # all or nothing: a class that refuses one wrapper gets none
     except (AttributeError, TypeError) as exc:
-        for name in done:
-            _restore(cls, name)
         logger.warning(
             "asynclocal.hooks: cannot instrument event loop class %s (%s); work on its "
             "loops is not tracked",
             cls.__qualname__,
             exc,
         )
-
-
-def _restore(cls: type, name: str) -> None:
-    original = _saved.pop((cls, name))
-    if original is _MISSING:
-        delattr(cls, name)
-    else:
-        setattr(cls, name, original)
+        return
+    _patched[cls] = patches
 
 
 def install() -> None:
@@ -255,23 +246,24 @@ def install() -> None:
         for cls in _loop_classes():
             _patch_class(cls)
         loop = events._get_running_loop()
-        if loop is not None and not any(isinstance(loop, c) for c, _ in _saved):
+        if loop is not None and not any(isinstance(loop, c) for c in _patched):
             _patch_class(type(loop))
 
 
 def uninstall() -> None:
     """Put every original loop method back. Idempotent."""
     with _lock:
-        for cls, name in list(_saved):
-            _restore(cls, name)
+        for patches in reversed(list(_patched.values())):
+            patches.uninstall()
+        _patched.clear()
 
 
 def installed() -> bool:
     """Whether loop methods are currently replaced."""
-    return bool(_saved)
+    return bool(_patched)
 
 
 def patched_classes() -> list[type]:
     """The event-loop classes currently instrumented."""
     with _lock:
-        return list(dict.fromkeys(c for c, _ in _saved))
+        return list(_patched)
