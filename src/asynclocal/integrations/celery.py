@@ -58,6 +58,7 @@ except ImportError as exc:  # pragma: no cover - exercised without the extra
         "asynclocal.integrations.celery needs the 'celery' extra: pip install 'asynclocal[celery]'"
     ) from exc
 
+from .._patching import Patches
 from ._queue import HEADER, Activation, ContextNotSerializableError, activate, capture, check_fields
 
 __all__ = ["HEADER", "ContextNotSerializableError", "install", "installed", "uninstall"]
@@ -72,6 +73,8 @@ _lock = threading.Lock()
 _installed_apps = 0
 _orig_apply: Callable[..., Any] = Task.apply
 _orig_chain_apply: Callable[..., Any] = _chain.apply
+# The process-wide part (eager ``Task.apply`` and chains), applied while any app is installed.
+_patches = Patches(lambda: [(Task, "apply", _apply), (_chain, "apply", _chain_apply)])
 
 
 class _EagerChain:
@@ -206,10 +209,9 @@ def install(app: Any, *, fields: Iterable[str] = ()) -> None:
         app.__dict__[_STATE_ATTR] = state
         app.send_task = send_task
         if _installed_apps == 0:
-            _orig_apply = Task.apply
-            Task.apply = _apply
-            _orig_chain_apply = _chain.apply
-            _chain.apply = _chain_apply
+            _patches.install()
+            _orig_apply = _patches.original(Task, "apply")
+            _orig_chain_apply = _patches.original(_chain, "apply")
             signals.task_prerun.connect(_on_task_prerun, weak=False, dispatch_uid=_DISPATCH_UID)
             signals.task_postrun.connect(_on_task_postrun, weak=False, dispatch_uid=_DISPATCH_UID)
         _installed_apps += 1
@@ -227,8 +229,7 @@ def uninstall(app: Any) -> None:
             del app.__dict__["send_task"]
         _installed_apps -= 1
         if _installed_apps == 0:
-            Task.apply = _orig_apply
-            _chain.apply = _orig_chain_apply
+            _patches.uninstall()
             signals.task_prerun.disconnect(dispatch_uid=_DISPATCH_UID)
             signals.task_postrun.disconnect(dispatch_uid=_DISPATCH_UID)
 
