@@ -167,3 +167,33 @@ async def test_run_with_context_validates() -> None:
         await run_with_context({}, "load_user")  # type: ignore[arg-type]
     with pytest.raises(TypeError, match="RequestContext or a mapping"):
         await run_with_context(42)  # type: ignore[arg-type]
+
+
+async def test_run_with_context_takes_explicit_policy_and_hook() -> None:
+    from asynclocal.request import RequestIdPolicy
+
+    def tag(ctx: RequestContext) -> None:
+        ctx.set("tagged", True)
+
+    def read() -> tuple[str, object]:
+        ctx = current_request()
+        return ctx.request_id, ctx.get("tagged")
+
+    policy = RequestIdPolicy(generator=lambda: "made-here")
+    assert await run_with_context({}, read, policy=policy, on_request=tag) == [("made-here", True)]
+
+
+async def test_run_with_context_rejects_unknown_and_conflicting_options() -> None:
+    from asynclocal.request import RequestContextFactory
+
+    with pytest.raises(TypeError, match="on_requests"):
+        await run_with_context({}, lambda: None, on_requests=print)  # type: ignore[call-arg]
+    with pytest.raises(TypeError, match="not both"):
+        await run_with_context({}, lambda: None, factory=RequestContextFactory(), on_request=print)
+    with pytest.raises(TypeError, match="ready RequestContext"):
+        await run_with_context(RequestContext("r"), lambda: None, on_request=print)
+
+
+def test_request_scope_rejects_unknown_options() -> None:
+    with pytest.raises(TypeError, match="storag"):
+        RequestScope("s", storag=None)  # type: ignore[call-arg]

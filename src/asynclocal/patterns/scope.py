@@ -17,6 +17,7 @@ from typing import Any, NoReturn, TypeVar
 
 from .._storage import AsyncLocalStorage, StorageScope
 from ..errors import ReadOnlyError, ScopeNotActive
+from ..request import OnRequest, RequestIdPolicy
 from ..request._context import RequestContext, request_storage
 from ..request._scope import RequestContextFactory, with_request_context
 
@@ -309,21 +310,24 @@ async def run_with_context(
     request: RequestContext | Mapping[str, str],
     *tasks: Callable[[], Awaitable[Any] | Any],
     factory: RequestContextFactory | None = None,
-    **options: Any,
+    policy: RequestIdPolicy | None = None,
+    on_request: OnRequest | None = None,
 ) -> list[Any]:
     """Run `tasks` one after another under one request context; return their results.
 
     The Python form of Node's ``runWithContext(req, res, ...tasks)`` helper.
     `request` is a ready `RequestContext` (used as is) or a mapping of
-    headers, from which a context is built as `with_request_context` does
-    (id policy, initializers, ``on_request`` from `factory`/`options`). Each
+    headers, from which a context is built as `with_request_context` does: by
+    `factory`, or by a factory made of `policy` (the request-id policy; default
+    `RequestIdPolicy()`) and `on_request` (a hook run on the new context). Each
     task is a zero-argument callable, sync or async; they share the context
     object, so a value one task sets is seen by the next. The first task that
     raises stops the sequence and its exception propagates.
 
     Raises:
-        TypeError: `request` is neither a `RequestContext` nor a mapping, or a task
-            is not callable.
+        TypeError: `request` is neither a `RequestContext` nor a mapping, a task
+            is not callable, `factory` is given with `policy`/`on_request`, or any
+            of them is given with a ready `RequestContext`.
     """
     for index, task in enumerate(tasks):
         if not callable(task):
@@ -342,9 +346,10 @@ async def run_with_context(
         return results
 
     if isinstance(request, RequestContext):
-        if factory is not None or options:
+        if factory is not None or policy is not None or on_request is not None:
             raise TypeError(
-                "run_with_context(): factory/options apply only when request is a header mapping"
+                "run_with_context(): factory, policy and on_request apply only when request "
+                "is a header mapping, not a ready RequestContext"
             )
         with request_storage.scope(request):
             return await run_all()
@@ -353,5 +358,11 @@ async def run_with_context(
             "run_with_context(request, ...) needs a RequestContext or a mapping of headers, "
             f"got {type(request).__name__}"
         )
-    result: list[Any] = await with_request_context(request, run_all, factory=factory, **options)
+    if factory is None:
+        factory = RequestContextFactory(policy=policy, on_request=on_request)
+    elif policy is not None or on_request is not None:
+        raise TypeError(
+            "run_with_context(): pass either factory=... or policy=/on_request=, not both"
+        )
+    result: list[Any] = await with_request_context(request, run_all, factory=factory)
     return result
