@@ -30,13 +30,13 @@ from collections.abc import Mapping
 from ..errors import ConfigurationWarning
 from ._detector import ContextReport, clear_reports, disable, enable, enabled, reports
 
+# `enable_from_env` stays importable here for existing code; the documented entry
+# point is `asynclocal.enable_from_env()`.
 __all__ = [
-    "ENV_VAR",
     "ContextReport",
     "clear_reports",
     "disable",
     "enable",
-    "enable_from_env",
     "enabled",
     "reports",
 ]

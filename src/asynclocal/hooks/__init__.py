@@ -31,33 +31,29 @@ import warnings
 from collections.abc import Mapping
 
 from .._async_ids import (
-    TOP_LEVEL_ASYNC_ID,
     TOP_LEVEL_RESOURCE,
-    TopLevelResource,
     current_execution_async_id,
     current_execution_resource,
     current_trigger_async_id,
 )
 from ..errors import ConfigurationWarning
 from ._hook import AsyncHook, create_hook, enabled_hooks
-from ._install import installed, patched_classes
+from ._install import installed
 from ._resources import CallbackResource, ProtocolResource
 
+# What users call. `enable_from_env` stays importable here for existing code; the
+# documented entry point is `asynclocal.enable_from_env()`.
 __all__ = [
     "RESOURCE_TYPES",
-    "TOP_LEVEL_ASYNC_ID",
     "TOP_LEVEL_RESOURCE",
     "AsyncHook",
     "CallbackResource",
     "ProtocolResource",
-    "TopLevelResource",
     "create_hook",
-    "enable_from_env",
     "enabled_hooks",
     "execution_async_id",
     "execution_async_resource",
     "installed",
-    "patched_classes",
     "trace_hook",
     "trigger_async_id",
 ]

@@ -25,11 +25,12 @@ from .rbac import (
 from .scope import (
     ReadOnlyError,
     RequestScope,
-    ScopeNotActive,
+    ScopeNotActiveError,
     readonly,
     readonly_request,
     run_with_context,
 )
+from .scope import ScopeNotActive as ScopeNotActive  # the first release's name
 from .timing import Span, log_summary, server_timing_header, time_block, timed, timeline
 
 __all__ = [
@@ -39,7 +40,7 @@ __all__ = [
     "Principal",
     "ReadOnlyError",
     "RequestScope",
-    "ScopeNotActive",
+    "ScopeNotActiveError",
     "Span",
     "Unauthenticated",
     "UnknownFlagError",

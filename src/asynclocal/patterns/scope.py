@@ -16,7 +16,8 @@ from types import MappingProxyType
 from typing import Any, NoReturn, TypeVar
 
 from .._storage import AsyncLocalStorage, StorageScope
-from ..errors import ReadOnlyError, ScopeNotActive
+from ..errors import ReadOnlyError, ScopeNotActiveError
+from ..errors import ScopeNotActive as ScopeNotActive
 from ..request import OnRequest, RequestIdPolicy
 from ..request._context import RequestContext, request_storage
 from ..request._scope import RequestContextFactory, with_request_context
@@ -26,7 +27,7 @@ __all__ = [
     "ReadOnlyMapping",
     "ReadOnlyRequestContext",
     "RequestScope",
-    "ScopeNotActive",
+    "ScopeNotActiveError",
     "readonly",
     "readonly_request",
     "run_with_context",
@@ -100,7 +101,7 @@ class RequestScope:
     def _store(self, method: str) -> dict[str, Any]:
         store = self._storage.get_store()
         if store is None:
-            raise ScopeNotActive(
+            raise ScopeNotActiveError(
                 f"RequestScope.{method}() called outside a scope of {self._storage.name!r}; "
                 "wrap the request in scope.run(values, handler) or `with scope.scope(values):`"
             )
@@ -115,7 +116,7 @@ class RequestScope:
         """The value of `key` in the current scope, else `default`.
 
         Raises:
-            ScopeNotActive: no scope is active here.
+            ScopeNotActiveError: no scope is active here.
             KeyError: `key` is not set and no `default` was given.
         """
         store = self._store("get")
@@ -128,7 +129,7 @@ class RequestScope:
         """Set `key` for the rest of the current scope (seen by everything in it).
 
         Raises:
-            ScopeNotActive: no scope is active here.
+            ScopeNotActiveError: no scope is active here.
             TypeError: `key` is not a string.
         """
         _check_key("set", key)

@@ -7,15 +7,16 @@ Needs the ``sqlalchemy`` extra, as `asynclocal.transactions` does.
 
 from __future__ import annotations
 
+from ..transactions import IllegalTransactionState as IllegalTransactionState
 from ..transactions import (
-    IllegalTransactionState,
-    NoActiveTransaction,
-    NoTransactionManager,
+    IllegalTransactionStateError,
+    NoActiveTransactionError,
+    NoTransactionManagerError,
     Propagation,
     Transaction,
     TransactionError,
     TransactionManager,
-    TransactionRolledBack,
+    TransactionRolledBackError,
     TransactionScope,
     current_session,
     get_default_manager,
@@ -23,16 +24,19 @@ from ..transactions import (
     transaction,
     transactional,
 )
+from ..transactions import NoActiveTransaction as NoActiveTransaction
+from ..transactions import NoTransactionManager as NoTransactionManager
+from ..transactions import TransactionRolledBack as TransactionRolledBack
 
 __all__ = [
-    "IllegalTransactionState",
-    "NoActiveTransaction",
-    "NoTransactionManager",
+    "IllegalTransactionStateError",
+    "NoActiveTransactionError",
+    "NoTransactionManagerError",
     "Propagation",
     "Transaction",
     "TransactionError",
     "TransactionManager",
-    "TransactionRolledBack",
+    "TransactionRolledBackError",
     "TransactionScope",
     "current_session",
     "get_default_manager",

@@ -31,7 +31,6 @@ setup (microseconds).
 
 from __future__ import annotations
 
-import itertools
 from collections.abc import Generator, Iterator
 from contextvars import ContextVar
 from typing import Any
@@ -39,28 +38,14 @@ from typing import Any
 import pytest
 
 from .._storage import live_storages
-from ..request._context import REQUEST_CONTEXT_ARGS, RequestContext, request_storage
+from ..request._context import RequestContext, request_storage
+from ._factory import make_request_context
 
 __all__ = ["make_request_context"]
 
 _INI = "asynclocal_isolate"
 _MISSING: Any = object()
 _MARKER = "request_context"
-_counter = itertools.count(1)
-
-
-def make_request_context(**values: Any) -> RequestContext:
-    """A `RequestContext` for tests: `RequestContext` keywords, plus app fields.
-
-    Keywords that are not `RequestContext` arguments become app fields
-    (``roles=["admin"]`` -> ``ctx.get("roles")``). ``request_id`` defaults to
-    ``"test-<n>"``.
-    """
-    fields = dict(values.pop("fields", None) or {})
-    for key in [k for k in values if k not in REQUEST_CONTEXT_ARGS]:
-        fields[key] = values.pop(key)
-    request_id = values.pop("request_id", None) or f"test-{next(_counter)}"
-    return RequestContext(request_id, fields=fields, **values)
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:

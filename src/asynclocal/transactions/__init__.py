@@ -28,27 +28,32 @@ import threading
 from collections.abc import Callable
 from typing import Any, TypeVar, overload
 
+from ..errors import (
+    IllegalTransactionStateError,
+    NoActiveTransactionError,
+    NoTransactionManagerError,
+    TransactionRolledBackError,
+)
 from ._decorator import ExcTypes, check_exc_types, make_decorator
 from ._manager import TransactionManager, TransactionScope, live_managers
-from ._types import (
-    IllegalTransactionState,
-    NoActiveTransaction,
-    NoTransactionManager,
-    Propagation,
-    Transaction,
-    TransactionError,
-    TransactionRolledBack,
-)
+from ._types import IllegalTransactionState as IllegalTransactionState
+from ._types import NoActiveTransaction as NoActiveTransaction
+from ._types import NoTransactionManager as NoTransactionManager
+from ._types import Propagation, Transaction, TransactionError
+from ._types import TransactionRolledBack as TransactionRolledBack
 
+# The first release's error names (IllegalTransactionState, NoActiveTransaction,
+# NoTransactionManager, TransactionRolledBack) stay importable as aliases of the
+# same classes; the names below are the documented ones.
 __all__ = [
-    "IllegalTransactionState",
-    "NoActiveTransaction",
-    "NoTransactionManager",
+    "IllegalTransactionStateError",
+    "NoActiveTransactionError",
+    "NoTransactionManagerError",
     "Propagation",
     "Transaction",
     "TransactionError",
     "TransactionManager",
-    "TransactionRolledBack",
+    "TransactionRolledBackError",
     "TransactionScope",
     "current_session",
     "get_default_manager",
