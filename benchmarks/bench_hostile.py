@@ -1,7 +1,8 @@
 """Worst-case cost per KB of every parser of untrusted input, at 1, 16 and 128 KB.
 
-Run: .venv/bin/python benchmarks/bench_hostile.py   (under a minute when every parser
-is linear; a quadratic one shows up as a growth factor far above 1)
+Run: .venv/bin/python benchmarks/bench_hostile.py [--sizes 1,16,128,1024] [words]
+(under a minute when every parser is linear; a quadratic one shows up as a growth
+factor far above 1; words pick the rows whose name contains one of them)
 
 For each parser the input is the worst shape known for it (long backslash runs
 in a quoted cookie, one header repeated thousands of times, ...), built at the
@@ -187,17 +188,23 @@ def _best(job: Callable[[], object]) -> float:
 
 
 def main() -> None:
-    only = sys.argv[1:]
+    args = sys.argv[1:]
+    sizes = SIZES_KB
+    if "--sizes" in args:
+        at = args.index("--sizes")
+        sizes = tuple(int(kb) for kb in args[at + 1].split(","))
+        del args[at : at + 2]
+    only = args
     logging.getLogger("asynclocal").setLevel(logging.CRITICAL)  # junk carriers warn
     print(f"Python {sys.version.split()[0]}; µs per KB of input (best of up to {MAX_REPEATS})")
-    header = " | ".join(f"{kb} KB" for kb in SIZES_KB)
-    print(f"| parser | {header} | growth 128/1 |")
-    print("|---|" + "---|" * len(SIZES_KB) + "---|")
+    header = " | ".join(f"{kb} KB" for kb in sizes)
+    print(f"| parser | {header} | growth {sizes[-1]}/{sizes[0]} |")
+    print("|---|" + "---|" * len(sizes) + "---|")
     for name, case in CASES.items():
         if only and not any(word in name for word in only):
             continue
         per_kb: list[float] = []
-        for kb in SIZES_KB:
+        for kb in sizes:
             job = case(kb * 1024)
             per_kb.append(_best(job) * 1e6 / kb)
         cells = " | ".join(f"{v:,.1f}" for v in per_kb)
