@@ -156,3 +156,26 @@ def test_uvicorn_40000_repeated_cookie_headers(uvicorn_url: str) -> None:
         return [b"Cookie: access_token=tok"] + [b"Cookie: session=0123456789"] * (count - 1)
 
     _assert_linear_requests(uvicorn_url, build, 5_000, 40_000, lambda n: b"3 ")
+
+
+def test_aiohttp_joins_repeated_headers_like_asgi() -> None:
+    import json
+
+    from aiohttp import web
+
+    from asynclocal.web.aiohttp import setup
+    from tests.support.servers import run_aiohttp
+
+    async def handler(request: web.Request) -> web.Response:
+        ctx = current_request()
+        seen = {"x-a": ctx.headers.get("x-a"), "cookies": dict(ctx.cookies)}
+        return web.Response(text=json.dumps(seen))
+
+    app = web.Application()
+    setup(app)
+    app.router.add_get("/", handler)
+    lines = [b"X-A: 1", b"Cookie: a=1", b"X-A: 2", b"Cookie: b=2; a=3", b"x-a: 3"]
+    with run_aiohttp(app) as url:
+        response = raw_get(url, "/", lines, timeout=30)
+        assert response.status == 200
+        assert json.loads(response.body) == {"x-a": "1, 2, 3", "cookies": {"a": "1", "b": "2"}}
