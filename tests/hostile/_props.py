@@ -50,9 +50,10 @@ def growth_ratio(
     """Best time of ``make(n * factor)()`` over the best time of ``make(n)()``.
 
     Times are this thread's CPU time. The small job is repeated enough (the same
-    count for both sizes) to take a few milliseconds, and the sizes are measured interleaved, best of `rounds`,
-    so noise on a shared machine touches both alike. A run of the large job
-    longer than two seconds ends the measurement early (it is quadratic then).
+    count for both sizes) to take a few milliseconds, and the sizes are measured
+    interleaved, best of `rounds`, so noise on a shared machine touches both alike.
+    A run of the large job longer than two seconds ends the measurement early (it
+    is quadratic then).
     """
     small, large = make(n), make(n * factor)
     inner = 1
