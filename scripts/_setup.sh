@@ -11,6 +11,10 @@ setup_venv() {
   if [ ! -f "$stamp" ]; then
     .venv/bin/python -m pip install -q --upgrade pip
     .venv/bin/python -m pip install -q -e ".[$extra]"
+    if [ "$extra" = "dev" ]; then
+      # arq pins redis<6, which Celery's Redis transport excludes; it runs on redis 8.
+      .venv/bin/python -m pip install -q --no-deps "arq>=0.26" "click>=8"
+    fi
     touch "$stamp"
   fi
 }

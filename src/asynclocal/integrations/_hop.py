@@ -15,13 +15,23 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from ..errors import RequestRejected
-from ..propagation import continue_context, extract, get_config, inject
+from ..propagation import continue_context, extract, get_config, inject, new_request_id
 from ..propagation._targets import PropagationTargets
-from ..request import RequestContext, RequestContextFactory, RequestIdPolicy, request_storage
+from ..request import (
+    RequestContext,
+    RequestContextFactory,
+    RequestIdPolicy,
+    is_valid_request_id,
+    request_storage,
+)
+from ._queue import HEADER, Activation, MessageContext, capture, decode, restore
 
 __all__ = [
+    "MAX_CONTEXT_HEADER",
     "MAX_METADATA_VALUE",
+    "activate_message",
     "build_context",
+    "message_headers",
     "metadata_text",
     "outgoing_pairs",
     "peer_trusted",
@@ -29,6 +39,10 @@ __all__ = [
 
 #: Longer metadata values are dropped before anything reads them.
 MAX_METADATA_VALUE = 8192
+#: Longer encoded message contexts (the ``asynclocal`` header) are ignored unread.
+MAX_CONTEXT_HEADER = 1 << 20
+
+_EMPTY_CAPTURE = '{"v":1,"carrier":{}}'
 
 
 def metadata_text(pairs: Iterable[tuple[Any, Any]] | None) -> dict[str, str]:
@@ -122,3 +136,74 @@ def rejection_status(exc: RequestRejected) -> int:
     """The HTTP status of a `RequestRejected`, bounded to a sane range."""
     status = getattr(exc, "status_code", 400)
     return status if isinstance(status, int) and 100 <= status <= 599 else 400
+
+
+def message_headers(headers: Mapping[str, Any] | None, fields: tuple[str, ...]) -> dict[str, Any]:
+    """`headers` plus the context of the publisher (for a message about to be sent).
+
+    Adds what `inject` writes (request id, root id, ``traceparent``,
+    ``tracestate``, ``baggage``) unless `headers` has it (the caller's values
+    win), and the encoded context (`_queue.capture`: those fields plus the
+    cross-process stores and `fields`) under ``asynclocal`` unless present (a
+    re-published or retried message keeps the context it was first sent with).
+
+    Raises:
+        ContextNotSerializableError: a store or field is not JSON-serialisable.
+    """
+    result: dict[str, Any] = dict(headers) if headers else {}
+    present = {str(name).lower() for name in result}
+    if HEADER not in present:
+        raw = capture(fields)
+        if raw != _EMPTY_CAPTURE:
+            ours: dict[str, str] = {}
+            inject(ours)
+            for name, value in ours.items():
+                if name not in present:
+                    result[name] = value
+            result[HEADER] = raw
+    return result
+
+
+def activate_message(
+    headers: Mapping[str, Any] | None,
+    *,
+    message_id: object,
+    name: str,
+    method: str,
+) -> Activation:
+    """Make the current context the clean context of one consumed message.
+
+    The context is what the message carried: the encoded ``asynclocal``
+    header, or else the plain W3C / request id headers of a publisher without
+    asynclocal (validated by `extract`). Request id: `message_id` when it is a
+    valid request id (so a redelivered message keeps its id), else a fresh
+    one. Never raises; `Activation.undo` puts the previous context back.
+    """
+    raw: object = None
+    carrier: dict[str, str] = {}
+    if headers:
+        try:
+            items = list(headers.items())
+        except Exception:
+            items = []
+        for key, value in items:
+            if key == HEADER:
+                raw = value.decode("utf-8", "replace") if isinstance(value, bytes) else value
+        carrier = metadata_text(items)
+    if isinstance(raw, str) and len(raw) > MAX_CONTEXT_HEADER:
+        raw = None
+    request_id = message_id if is_valid_request_id(message_id) else new_request_id()
+    assert isinstance(request_id, str)
+    activation = Activation(request_id, raw)
+    try:
+        message = decode(raw) if isinstance(raw, str) else None
+        if message is None:
+            carrier.pop(HEADER, None)
+            message = MessageContext(carrier=carrier)
+        restore(
+            message, task_id=request_id, task_name=name, set_var=activation.set_var, method=method
+        )
+    except Exception:  # never run a message in a half-restored context
+        activation.undo()
+        restore(None, task_id=request_id, task_name=name, set_var=activation.set_var, method=method)
+    return activation

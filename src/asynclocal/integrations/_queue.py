@@ -173,13 +173,15 @@ def restore(
     task_id: str,
     task_name: str,
     set_var: Callable[[ContextVar[Any], Any], None],
+    method: str = "TASK",
 ) -> RequestContext:
     """Make the current context the task's clean context; return its `RequestContext`.
 
     Every live storage is set to its default, then the cross-process stores in
     `message` are set, then the request storage gets a new context for this hop:
     request id = `task_id` (or the caller's, with ``reuse_request_id``), method
-    ``"TASK"``, path and route = `task_name`. `set_var(var, value)` does the
+    `method` (``"TASK"``; message consumers say which transport), path and
+    route = `task_name`. `set_var(var, value)` does the
     setting, so the caller chooses between plain sets and token bookkeeping.
     A store for a storage this process does not have is skipped with a warning
     (that counts them; it never repeats names taken from the message).
@@ -211,7 +213,7 @@ def restore(
     ctx = _continue_request(
         propagated,
         request_id=request_id,
-        method="TASK",
+        method=method,
         path=task_name,
         route=task_name,
         fields=dict(message.fields) if message is not None else None,
