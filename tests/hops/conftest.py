@@ -82,3 +82,77 @@ def nats_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         yield f"nats://127.0.0.1:{port}"
     finally:
         _stop(proc)
+
+
+RABBITMQ_START_TIMEOUT = 90.0
+
+
+@pytest.fixture(scope="session")
+def rabbitmq_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A private rabbitmq-server (own node name, ports, mnesia dir, epmd); yields its amqp:// URL.
+
+    RabbitMQ takes seconds to boot: one node serves the whole session.
+    """
+    import os
+    import socket
+    import subprocess
+    import time
+    import uuid
+
+    from tests.queues.conftest import _stop, _tail
+    from tests.support.servers import free_port
+
+    binary = _require("rabbitmq-server", "rabbitmq-server")
+    if binary == "/usr/sbin/rabbitmq-server" and os.path.exists("/usr/lib/rabbitmq/bin"):
+        binary = "/usr/lib/rabbitmq/bin/rabbitmq-server"  # the sbin wrapper switches user
+    base = tmp_path_factory.mktemp("rabbitmq")
+    port, dist_port, epmd_port = free_port(), free_port(), free_port()
+    (base / "enabled_plugins").write_text("[].\n")
+    (base / "rabbitmq.conf").write_text(
+        f"listeners.tcp.default = 127.0.0.1:{port}\n"
+        "log.console = true\nlog.console.level = warning\nlog.file = false\n"
+    )
+    env = dict(os.environ)
+    env.update(
+        HOME=str(base),  # the Erlang cookie lives here: private to this node
+        RABBITMQ_NODENAME=f"hops-{uuid.uuid4().hex[:8]}@localhost",
+        RABBITMQ_NODE_IP_ADDRESS="127.0.0.1",
+        RABBITMQ_NODE_PORT=str(port),
+        RABBITMQ_DIST_PORT=str(dist_port),
+        ERL_EPMD_ADDRESS="127.0.0.1",
+        ERL_EPMD_PORT=str(epmd_port),
+        RABBITMQ_MNESIA_BASE=str(base / "mnesia"),
+        RABBITMQ_LOG_BASE=str(base / "log"),
+        RABBITMQ_CONFIG_FILE=str(base / "rabbitmq"),
+        RABBITMQ_ENABLED_PLUGINS_FILE=str(base / "enabled_plugins"),
+        RABBITMQ_PLUGINS_EXPAND_DIR=str(base / "plugins"),
+        RABBITMQ_PID_FILE=str(base / "rabbitmq.pid"),
+    )
+    log = base / "rabbitmq.log"
+    with log.open("wb") as out:
+        proc = subprocess.Popen(
+            [binary], stdout=out, stderr=subprocess.STDOUT, env=env, start_new_session=True
+        )
+    try:
+        deadline = time.monotonic() + RABBITMQ_START_TIMEOUT
+        while True:
+            try:
+                with socket.create_connection(("127.0.0.1", port), 0.5):
+                    break
+            except OSError:
+                pass
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"rabbitmq-server did not start:\n{_tail(log)}")
+            time.sleep(0.1)
+        yield f"amqp://guest:guest@127.0.0.1:{port}/"
+    finally:
+        _stop(proc, grace=20)
+        # The node started its own epmd on a private port: stop that one only.
+        epmd = "/usr/bin/epmd" if os.path.exists("/usr/bin/epmd") else "epmd"
+        subprocess.run(
+            [epmd, "-port", str(epmd_port), "-kill"],
+            env=env,
+            capture_output=True,
+            timeout=10,
+            check=False,
+        )

@@ -28,6 +28,8 @@ else:
         ("dramatiq", "dramatiq", "dramatiq"),
         ("arq", "arq", "arq"),
         ("taskiq", "taskiq", "taskiq"),
+        ("aio_pika", "aio_pika", "aio-pika"),
+        ("nats", "nats", "nats"),
     ],
 )
 def test_missing_library_names_the_extra(module: str, library: str, extra: str) -> None:

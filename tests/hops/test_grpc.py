@@ -193,7 +193,7 @@ HOSTILE = [
 
 def test_hostile_metadata_is_never_echoed_or_logged(caplog: pytest.LogCaptureFixture) -> None:
     records = Records()
-    caplog.set_level(logging.DEBUG)
+    caplog.set_level(logging.DEBUG, logger="asynclocal")
     with SyncServer(records, None) as server, grpc.insecure_channel(server.target) as channel:
         method = stub(channel, "unary_unary")
         for value in HOSTILE:

@@ -100,7 +100,7 @@ async def test_request_reply_concurrently(nc: Any) -> None:
 
 
 async def test_foreign_and_hostile_headers(nc: Any, caplog: pytest.LogCaptureFixture) -> None:
-    caplog.set_level(logging.DEBUG)
+    caplog.set_level(logging.DEBUG, logger="asynclocal")
     received: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
 
     async def handler(msg: Any) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import time
 from typing import Any
 
@@ -10,9 +11,13 @@ import redis
 from celery import Celery
 
 from asynclocal.integrations.celery import install
-from tests.queues.stores import dirty, local_only, redis_url, seen, tenant
+from tests.queues.stores import CELERY_BROKER_ENV, dirty, local_only, redis_url, seen, tenant
 
-app = Celery("asynclocal_tests", broker=redis_url(0), backend=redis_url(0))
+app = Celery(
+    "asynclocal_tests",
+    broker=os.environ.get(CELERY_BROKER_ENV) or redis_url(0),
+    backend=redis_url(0),
+)
 app.conf.update(
     task_serializer="json",
     result_serializer="json",

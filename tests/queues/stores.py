@@ -14,6 +14,8 @@ tenant: AsyncLocalStorage[Any] = AsyncLocalStorage(name="tests.queues.tenant", c
 local_only: AsyncLocalStorage[Any] = AsyncLocalStorage(name="tests.queues.local")
 
 REDIS_URL_ENV = "ASYNCLOCAL_TEST_REDIS_URL"
+#: An ``amqp://`` URL here runs the Celery tasks on RabbitMQ (tests/hops does).
+CELERY_BROKER_ENV = "ASYNCLOCAL_TEST_CELERY_BROKER"
 
 
 def redis_url(db: int) -> str:
