@@ -15,7 +15,8 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from ..errors import RequestRejected
-from ..propagation import continue_context, extract, get_config, inject, new_request_id
+from ..propagation import continue_context, extract, get_config, inject
+from ..propagation._carrier import new_request_id
 from ..propagation._targets import PropagationTargets
 from ..request import (
     RequestContext,
