@@ -28,8 +28,26 @@ def _outcome(p: Planned) -> Outcome:
     body: dict[str, Any] = {"request_id": rid}
     if p.expected == 200:
         seen = {"request_id": rid, "user": p.user}
-        body.update(user=p.user, peer={"me": seen, "limits": seen}, refreshes=int(p.expired))
+        ledger = _ledger(p, rid)
+        body.update(
+            user=p.user,
+            trace_id=f"trace-{p.seq}",
+            peer={"me": seen, "limits": seen, "ledger": ledger},
+            refreshes=int(p.expired),
+        )
     return Outcome(p, p.expected, rid, TIMING, body, 0.01)
+
+
+def _ledger(p: Planned, rid: str) -> dict[str, Any]:
+    """What the gRPC ledger answers (and records) for a request with id `rid`."""
+    return {
+        "call": "ledger",
+        "subject": p.subject,
+        "request_id": f"ledger{p.seq}",
+        "parent": rid,
+        "root": rid,
+        "trace_id": f"trace-{p.seq}",
+    }
 
 
 def _lines(o: Outcome) -> list[dict[str, Any]]:
@@ -56,6 +74,7 @@ def _records(o: Outcome) -> list[dict[str, Any]]:
         {**common, "call": call, "status": 200, "gen": int(p.expired), "user": p.user}
         for call in ("me", "limits")
     ]
+    served.append(_ledger(p, o.echoed_id or ""))
     if not p.expired:
         return served
     rejected = [{**common, "call": c, "status": 401, "gen": 0} for c in ("me", "limits")]
@@ -141,8 +160,8 @@ def test_an_echoed_hostile_id_is_flagged() -> None:
 
 def test_the_peer_seeing_another_id_or_user_is_flagged(outcomes: list[Outcome]) -> None:
     records = [r for o in outcomes for r in _records(o)]
-    records[-1]["request_id"] = outcomes[0].echoed_id
-    records[-2]["user"] = "mallory"
+    records[-2]["request_id"] = outcomes[0].echoed_id
+    records[-3]["user"] = "mallory"
     tally = _check(outcomes, records=records)
     assert _flagged(tally, "request 2 (room/2) at the peer: limits id")
     assert _flagged(tally, "request 2 (room/2) at the peer: user of the token")
@@ -162,3 +181,16 @@ def test_an_error_logged_by_the_service_is_flagged(outcomes: list[Outcome]) -> N
     lines = [line for o in outcomes for line in _lines(o)]
     lines.append({"request_id": None, "levelname": "ERROR", "message": "Exception in ASGI app"})
     assert _flagged(_check(outcomes, lines), "Exception in ASGI app")
+
+
+def test_a_grpc_hop_continuing_another_request_is_flagged(outcomes: list[Outcome]) -> None:
+    body = outcomes[2].body or {}
+    peer = dict(body["peer"])
+    peer["ledger"] = {**peer["ledger"], "parent": outcomes[0].echoed_id, "trace_id": "other"}
+    outcomes[2] = replace(outcomes[2], body={**body, "peer": peer})
+    records = [r for o in outcomes for r in _records(o)]
+    records[-1]["parent"] = outcomes[0].echoed_id  # the ledger booked it under request 0
+    tally = _check(outcomes, records=records)
+    assert _flagged(tally, "request 2 (room/2, bob, id valid): parent id the ledger (gRPC) saw")
+    assert _flagged(tally, "request 2 (room/2, bob, id valid): ledger's trace id")
+    assert _flagged(tally, "ledger calls with the same parent")

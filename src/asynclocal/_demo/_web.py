@@ -38,7 +38,7 @@ __all__ = ["CONCURRENCY", "unavailable"]
 #: Requests in flight at once during the burst.
 CONCURRENCY = 32
 # greenlet: asynclocal.transactions imports sqlalchemy.ext.asyncio, which needs it.
-_NEEDS = ("starlette", "uvicorn", "httpx", "pythonjsonlogger", "sqlalchemy", "greenlet")
+_NEEDS = ("starlette", "uvicorn", "httpx", "pythonjsonlogger", "sqlalchemy", "greenlet", "grpc")
 _START_TIMEOUT = 30.0
 
 
@@ -54,8 +54,17 @@ def unavailable() -> str | None:
 
 
 @contextmanager
-def _service(role: str, args: list[str], secret: bytes, workdir: Path) -> Iterator[str]:
-    """Start `_web_server role`; yield its base URL once it is READY; stop it on exit."""
+def _service(
+    role: str,
+    args: list[str],
+    secret: bytes,
+    workdir: Path,
+    extra_ports: list[int] | None = None,
+) -> Iterator[str]:
+    """Start `_web_server role`; yield its base URL once it is READY; stop it on exit.
+
+    Other ports the service reports (the peer's gRPC ledger) are appended to `extra_ports`.
+    """
     package_root = str(Path(__file__).resolve().parents[2])
     env = {**os.environ, SECRET_ENV: secret.decode()}
     env["PYTHONPATH"] = os.pathsep.join(p for p in (package_root, env.get("PYTHONPATH")) if p)
@@ -83,11 +92,13 @@ def _service(role: str, args: list[str], secret: bytes, workdir: Path) -> Iterat
         reader = threading.Thread(target=lambda: first.append(out.readline()), daemon=True)
         reader.start()
         reader.join(_START_TIMEOUT)
-        ready, _, port = (first[0] if first else "").partition(" ")
-        if ready != "READY" or not port.strip().isdigit():
+        ready, *ports = (first[0] if first else "").split()
+        if ready != "READY" or not ports or not all(p.isdigit() for p in ports):
             tail = stderr_path.read_text(errors="replace")[-2000:]
             raise RuntimeError(f"the demo's {role} service did not start:\n{tail}")
-        yield f"http://127.0.0.1:{port.strip()}"
+        if extra_ports is not None:
+            extra_ports.extend(int(p) for p in ports[1:])
+        yield f"http://127.0.0.1:{ports[0]}"
     finally:
         proc.stdin.close()  # the server stops when its stdin closes
         try:
@@ -119,8 +130,13 @@ def _burst(
     with tempfile.TemporaryDirectory(prefix="asynclocal-demo-") as tmp, ExitStack() as stack:
         workdir = Path(tmp)
         log_path = workdir / "app.jsonl"
-        peer_url = stack.enter_context(_service("peer", ["--seed", str(seed)], secret, workdir))
+        ledger_ports: list[int] = []
+        peer_args = ["--seed", str(seed)]
+        peer_url = stack.enter_context(_service("peer", peer_args, secret, workdir, ledger_ports))
+        if not ledger_ports:
+            raise RuntimeError("the demo's peer service did not report its gRPC ledger port")
         app_args = ["--peer-url", peer_url, "--log", str(log_path)]
+        app_args += ["--ledger", f"127.0.0.1:{ledger_ports[0]}"]
         app_args += ["--db", str(workdir / "app.db"), "--rows", str(requests)]
         app_url = stack.enter_context(_service("app", app_args, secret, workdir))
         outcomes, seconds = fire(app_url, planned, secret, _in_flight(requests), progress)
@@ -163,8 +179,9 @@ def _run_web(requests: int, seed: int, progress: Progress) -> tuple[Tally, str]:
 register(
     Phase(
         "web",
-        "a Starlette service under uvicorn and a peer service, hit by a concurrent HTTP burst "
-        "(cookie login, RBAC, SQLite transactions, token refresh, JSON logs, Server-Timing)",
+        "a Starlette service under uvicorn, a peer HTTP service and a gRPC ledger, hit by a "
+        "concurrent HTTP burst (cookie login, RBAC, SQLite transactions, token refresh, "
+        "a gRPC hop, JSON logs, Server-Timing)",
         _run_web,
         unavailable,
     )

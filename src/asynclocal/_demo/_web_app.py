@@ -153,8 +153,11 @@ def rename_room(room_id: int, name: str) -> dict[str, Any]:
 # -- the app -------------------------------------------------------------------
 
 
-def build_app(secret: bytes, peer: httpx.AsyncClient) -> Starlette:
-    """The example service. `peer` is an `httpx.AsyncClient` with `ContextBearerAuth`."""
+def build_app(secret: bytes, peer: httpx.AsyncClient, ledger: Any) -> Starlette:
+    """The example service. `peer` is an `httpx.AsyncClient` with `ContextBearerAuth`;
+    `ledger` a ``grpc.aio`` channel to the ledger (made after ``al_grpc.install``)."""
+    from ._web_ledger import call_ledger
+
     # The demo shows its spans to its own client; a real service keeps this off (the
     # default) or passes a predicate that admits only internal clients.
     timing.configure(server_timing=True, summary_level=logging.INFO)
@@ -178,17 +181,21 @@ def build_app(secret: bytes, peer: httpx.AsyncClient) -> Starlette:
     @timed("peer.accounts")
     async def call_peer(subject: str) -> dict[str, Any]:
         # Two concurrent calls: with an expired token both get a 401, one refresh serves both.
-        me, limits = await asyncio.gather(peer_get("/accounts/me"), peer_get("/accounts/me/limits"))
+        # The ledger (gRPC) is called next to them: its call continues this request.
+        me, limits, booked = await asyncio.gather(
+            peer_get("/accounts/me"), peer_get("/accounts/me/limits"), call_ledger(ledger, subject)
+        )
         me.raise_for_status()
         limits.raise_for_status()
         log.info("peer answered", extra={"subject": subject})
-        return {"me": me.json(), "limits": limits.json()}
+        return {"me": me.json(), "limits": limits.json(), "ledger": booked}
 
     def answer(subject: str, result: dict[str, Any], peer_seen: dict[str, Any]) -> JSONResponse:
         ctx = al_request.current_request()
         return JSONResponse(
             {
                 "request_id": ctx.request_id,
+                "trace_id": ctx.trace_id,
                 "user": ctx.user_id,
                 "subject": subject,
                 "result": result,

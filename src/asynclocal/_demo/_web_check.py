@@ -68,6 +68,14 @@ def check_responses(outcomes: Iterable[Outcome], tally: Tally, stats: Stats) -> 
             tally.check(echoed, seen.get("request_id"), f"{where}: request id the peer saw")
             tally.check(p.user, seen.get("user"), f"{where}: user of the token the peer got")
         tally.check(int(p.expired), body.get("refreshes"), f"{where}: refreshes in the request")
+        ledger = peer.get("ledger") or {}
+        # The gRPC hop: a request of its own, continuing this one (same trace, same root).
+        tally.check(echoed, ledger.get("parent"), f"{where}: parent id the ledger (gRPC) saw")
+        tally.check(echoed, ledger.get("root"), f"{where}: root id the ledger saw")
+        tally.check(body.get("trace_id"), ledger.get("trace_id"), f"{where}: ledger's trace id")
+        tally.check(p.subject, ledger.get("subject"), f"{where}: subject the ledger booked")
+        own = ledger.get("request_id") or ""
+        tally.check(True, bool(_VALID_ID.fullmatch(own)) and own != echoed, f"{where}: ledger id")
 
 
 def _subject(line: dict[str, Any]) -> str | None:
@@ -125,10 +133,23 @@ def check_peer(
     records: list[dict[str, Any]], outcomes: list[Outcome], tally: Tally, stats: Stats
 ) -> None:
     """The peer saw each request's own id and token, and one refresh per expired token."""
+    ledger = [r for r in records if r.get("call") == "ledger"]
+    records = [r for r in records if r.get("call") != "ledger"]
     by_nonce: defaultdict[Any, list[dict[str, Any]]] = defaultdict(list)
     for record in records:
         by_nonce[record.get("nonce")].append(record)
-    stats.peer_calls = len(records)
+    stats.peer_calls = len(records) + len(ledger)
+    # Every gRPC call the ledger served belongs to exactly one answered request.
+    answered = {o.echoed_id: o for o in outcomes if o.error is None and o.status == 200}
+    parents = [r.get("parent") for r in ledger]
+    tally.check(len(answered), len(ledger), "ledger (gRPC) calls, one per answered request")
+    tally.check(len(parents), len(set(parents)), "ledger calls with the same parent")
+    for booking in ledger:
+        owner = answered.get(booking.get("parent"))
+        at = f"ledger call for {booking.get('subject')!r:.60}"
+        tally.check(True, owner is not None, f"{at}: parent is an answered request")
+        if owner is not None:
+            tally.check(owner.planned.subject, booking.get("subject"), f"{at}: subject")
     stats.refreshes = sum(1 for r in records if r.get("call") == "token" and r["status"] == 200)
     known = {o.planned.seq for o in outcomes}
     for nonce in by_nonce:

@@ -29,9 +29,9 @@ __all__ = ["build_peer"]
 _PAUSES = (0.0, 0.0, 0.0005, 0.001, 0.002)
 
 
-def build_peer(secret: bytes, seed: int) -> Starlette:
-    """The peer app; `secret` signs and checks tokens."""
-    records: list[dict[str, Any]] = []
+def build_peer(secret: bytes, seed: int, records: list[dict[str, Any]] | None = None) -> Starlette:
+    """The peer app; `secret` signs and checks tokens; `records` is shared with the ledger."""
+    records = [] if records is None else records
     rng = random.Random(seed)
 
     def record(request: Request, call: str, **fields: Any) -> None:

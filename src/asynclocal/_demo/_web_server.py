@@ -40,7 +40,7 @@ def _setup_logging(path: str) -> None:
     al_logging.install()
 
 
-async def _serve(app_factory: Any) -> None:
+async def _serve(app_factory: Any, extra_ports: tuple[int, ...] = ()) -> None:
     loop = asyncio.get_running_loop()
     # Enough worker threads for the service layer, and none taken by the stdin watcher.
     loop.set_default_executor(ThreadPoolExecutor(max_workers=8, thread_name_prefix="service"))
@@ -72,7 +72,7 @@ async def _serve(app_factory: Any) -> None:
             await task
             raise SystemExit(f"uvicorn did not start on 127.0.0.1:{port}")
         await asyncio.sleep(0.01)
-    print(f"READY {port}", flush=True)
+    print(" ".join(["READY", str(port), *map(str, extra_ports)]), flush=True)
     stopper = asyncio.create_task(stop.wait())
     await asyncio.wait({task, stopper}, return_when=asyncio.FIRST_COMPLETED)
     server.should_exit = True
@@ -86,6 +86,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("role", choices=["app", "peer"])
     parser.add_argument("--seed", type=int, default=2)
     parser.add_argument("--peer-url", default="")
+    parser.add_argument("--ledger", default="", help="the ledger's gRPC target host:port")
     parser.add_argument("--log", default="")
     parser.add_argument("--db", default="")
     parser.add_argument("--rows", type=int, default=0)
@@ -95,17 +96,28 @@ def main(argv: list[str] | None = None) -> int:
         raise SystemExit(f"{SECRET_ENV} is not set; start this through `python -m asynclocal demo`")
 
     if args.role == "peer":
+        from ._web_ledger import start_ledger
         from ._web_peer import build_peer
+
+        records: list[dict[str, Any]] = []
 
         def peer_factory() -> tuple[Any, Any]:
             async def nothing() -> None:
                 return None
 
-            return build_peer(secret, args.seed), nothing
+            return build_peer(secret, args.seed, records), nothing
 
-        asyncio.run(_serve(peer_factory))
+        async def peer_and_ledger() -> None:
+            ledger, ledger_port = await start_ledger(records, args.seed)
+            try:
+                await _serve(peer_factory, (ledger_port,))
+            finally:
+                await ledger.stop(None)
+
+        asyncio.run(peer_and_ledger())
         return 0
 
+    from ..integrations import grpc as al_grpc
     from ..integrations import httpx as al_httpx
     from ..transactions import TransactionManager, set_default_manager
     from ._web_app import build_app, create_database, peer_client
@@ -116,15 +128,22 @@ def main(argv: list[str] | None = None) -> int:
     # Every httpx client created from now on (the app's, and the one ContextBearerAuth
     # opens to refresh a token) sends the request id to the peer, and only there.
     al_httpx.install(targets=[args.peer_url])
+    # Every gRPC channel created from now on carries the request's ids and trace to the
+    # ledger (and only there): the ledger's calls continue the app's requests.
+    al_grpc.install(targets=[args.ledger])
 
     def app_factory() -> tuple[Any, Any]:
+        import grpc.aio
+
         peer, tokens = peer_client(args.peer_url)
+        ledger = grpc.aio.insecure_channel(args.ledger)
 
         async def close() -> None:
             await peer.aclose()
             await tokens.aclose()
+            await ledger.close()
 
-        return build_app(secret, peer), close
+        return build_app(secret, peer, ledger), close
 
     try:
         asyncio.run(_serve(app_factory))
