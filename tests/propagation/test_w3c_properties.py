@@ -21,6 +21,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -340,12 +341,13 @@ def test_extract_never_raises_and_inject_sends_only_valid_values(carrier: dict[A
 
 
 def _best(job: Callable[[], object], inner: int, rounds: int = 5) -> float:
+    # CPU time of this process: load from other processes does not skew the ratio
     best = float("inf")
     for _ in range(rounds):
-        start = time.perf_counter()
+        start = time.process_time()
         for _ in range(inner):
             job()
-        best = min(best, time.perf_counter() - start)
+        best = min(best, time.process_time() - start)
     return best
 
 
@@ -353,15 +355,15 @@ def growth_ratio(make: Callable[[int], str], parse: Callable[[str], object], n: 
     """Best time on an input of 8n characters over the best on n (same repetitions)."""
     small, large = make(n), make(8 * n)
     inner = 1
-    while _best(lambda: parse(small), inner, 1) < 0.003 and inner < 1 << 14:
+    while _best(lambda: parse(small), inner, 1) < 0.005 and inner < 1 << 16:
         inner *= 2
     return _best(lambda: parse(large), inner) / _best(lambda: parse(small), inner)
 
 
 def assert_linear(make: Callable[[int], str], parse: Callable[[str], object], n: int) -> None:
-    # linear is about 8, quadratic about 64; measured up to three times against load bursts
+    # linear is about 8, quadratic about 64; measured up to five times against load bursts
     ratios = []
-    for _ in range(3):
+    for _ in range(5):
         ratios.append(growth_ratio(make, parse, n))
         if ratios[-1] < 20:
             return
@@ -384,11 +386,10 @@ WORST_CASES: dict[str, tuple[Callable[[int], str], Callable[[str], object]]] = {
 }
 
 
-@settings(PROPS, max_examples=len(WORST_CASES) * 2)
-@given(st.sampled_from(sorted(WORST_CASES)), st.sampled_from([500, 1000]))
-def test_parser_cost_is_linear_in_input_size(case: str, n: int) -> None:
+@pytest.mark.parametrize("case", sorted(WORST_CASES))
+def test_parser_cost_is_linear_in_input_size(case: str) -> None:
     make, parse = WORST_CASES[case]
-    assert_linear(make, parse, n)
+    assert_linear(make, parse, 1000)
 
 
 @settings(PROPS, max_examples=3)
@@ -407,7 +408,7 @@ def test_cost_is_bounded_past_the_size_caps(name: str) -> None:
         return unit * n
 
     ratios = []
-    for _ in range(3):
+    for _ in range(5):
         ratios.append(growth_ratio(make, extract_header, 20_000))
         if ratios[-1] < 4:
             return
