@@ -15,6 +15,8 @@ import pytest
 
 from asynclocal import AsyncLocalStorage, threads
 
+from .._optional import needs_uvloop
+
 # ------------------------------------------------------------------------- threads
 
 
@@ -122,8 +124,11 @@ def test_install_twice_then_uninstall_once_leaves_the_stdlib_pristine() -> None:
 
 @pytest.mark.parametrize(
     ("backend", "options"),
-    [("asyncio", {}), ("asyncio", {"use_uvloop": True}), ("trio", {})],
-    ids=["asyncio", "uvloop", "trio"],
+    [
+        pytest.param("asyncio", {}, id="asyncio"),
+        pytest.param("asyncio", {"use_uvloop": True}, id="uvloop", marks=needs_uvloop),
+        pytest.param("trio", {}, id="trio"),
+    ],
 )
 def test_anyio_task_groups_to_thread_and_from_thread(backend: str, options: Any) -> None:
     als: AsyncLocalStorage[str] = AsyncLocalStorage()

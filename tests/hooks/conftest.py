@@ -11,13 +11,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
-import uvloop
 
 from asynclocal import debug, hooks
 
+from .._optional import new_uvloop_loop
+
 LOOP_FACTORIES: dict[str, Callable[[], asyncio.AbstractEventLoop]] = {
     "asyncio": asyncio.new_event_loop,
-    "uvloop": uvloop.new_event_loop,
+    "uvloop": new_uvloop_loop,
 }
 
 
@@ -122,7 +123,11 @@ def run(request: pytest.FixtureRequest) -> Callable[[Coroutine[Any, Any, Any]], 
     factory = LOOP_FACTORIES[request.param]
 
     def run_on_loop(coro: Coroutine[Any, Any, Any]) -> Any:
-        loop = factory()
+        try:
+            loop = factory()
+        except BaseException:  # skipped: no uvloop here
+            coro.close()
+            raise
         try:
             return loop.run_until_complete(coro)
         finally:

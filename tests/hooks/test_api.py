@@ -12,11 +12,11 @@ from types import CoroutineType
 from typing import Any
 
 import pytest
-import uvloop
 
 from asynclocal import AsyncResource, hooks
 from asynclocal.errors import ConfigurationWarning
 
+from .._optional import LOOP_CLASSES
 from .conftest import Recorder
 
 Run = Callable[[Coroutine[Any, Any, Any]], Any]
@@ -35,7 +35,7 @@ LOOP_METHODS = (
 def loop_class_state() -> dict[tuple[str, str], object]:
     return {
         (cls.__name__, name): cls.__dict__.get(name)
-        for cls in (asyncio.BaseEventLoop, uvloop.Loop)
+        for cls in LOOP_CLASSES
         for name in LOOP_METHODS
     }
 

@@ -33,13 +33,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
-import uvloop
 
 from asynclocal import AsyncLocalStorage, AsyncResource, hooks, threads
 
+from .._optional import new_uvloop_loop, run_on_uvloop, uvloop
+
 LOOPS: dict[str, Callable[[], asyncio.AbstractEventLoop]] = {
     "asyncio": asyncio.new_event_loop,
-    "uvloop": uvloop.new_event_loop,
+    "uvloop": new_uvloop_loop,
 }
 
 
@@ -136,7 +137,7 @@ def rec() -> Iterator[Recorder]:
 def run_on(loop_name: str, main: Callable[[], Any]) -> Any:
     """Run `main()` on a new loop of that kind, as an application would."""
     if loop_name == "uvloop":
-        return uvloop.run(main())
+        return run_on_uvloop(main())
     return asyncio.run(main())
 
 
@@ -646,7 +647,7 @@ def test_before_after_balanced_when_the_scope_raises(rec: Recorder) -> None:
 def _loop_class_state() -> dict[str, dict[str, Any]]:
     return {
         "BaseEventLoop": dict(vars(asyncio.BaseEventLoop)),
-        "uvloop.Loop": dict(vars(uvloop.Loop)),
+        "uvloop.Loop": dict(vars(uvloop.Loop)) if uvloop is not None else {},
     }
 
 
