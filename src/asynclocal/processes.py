@@ -8,8 +8,10 @@ sent, so a worker never keeps a previous job's store, and a worker forked while
 a request was active does not see that request.
 
 The worker finds each storage by name, so create cross-process storages at
-import time in a module the worker imports (with the ``spawn`` start method the
-worker re-imports your modules).
+import time in a module the worker imports: with the ``spawn`` and ``forkserver``
+start methods the worker re-imports your modules (``forkserver`` is the default for
+`ProcessPoolExecutor` and `multiprocessing` on Linux from Python 3.14; ``fork`` before).
+A storage the worker cannot find raises `UnknownStorageError` there, saying so.
 
 Use the drop-ins (`ProcessPoolExecutor`, `Pool`, `Process`) or `install()`,
 which makes `concurrent.futures.ProcessPoolExecutor.submit`/`map` and the
@@ -81,9 +83,12 @@ def _restore(payload: Payload) -> None:
         storage = find_cross_process_storage(name)
         if storage is None:
             raise UnknownStorageError(
-                f"this worker process has no cross-process AsyncLocalStorage named {name!r}; "
-                "create it at import time in a module the worker imports (the module that "
-                "defines the job function is a good place)"
+                f"this worker process has no cross-process AsyncLocalStorage named {name!r}: "
+                "the storage is not importable in the worker. Create it at import time in a "
+                "module the worker imports (the module that defines the job function is a "
+                "good place), not in __main__'s `if __name__ == '__main__':` block or inside "
+                "a function: workers started with 'spawn' or 'forkserver' (the default on "
+                "Linux from Python 3.14) import your modules afresh"
             )
         storage.enter_with(pickle.loads(data))
 

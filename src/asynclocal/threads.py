@@ -136,14 +136,24 @@ def _start_context(thread: threading.Thread) -> contextvars.Context:
     return contextvars.copy_context()
 
 
+# Python 3.14's InterpreterPoolExecutor (and subclasses) subclass ThreadPoolExecutor but
+# run each job in another interpreter. Found by module, so nothing is imported for it.
+_OTHER_INTERPRETER_MODULE = "concurrent.futures.interpreter"
+
+
+def _in_other_interpreter(pool: object) -> bool:
+    return any(c.__module__ == _OTHER_INTERPRETER_MODULE for c in type(pool).__mro__)
+
+
 def _start_with_context(self: threading.Thread) -> None:
     # Captured in the thread that calls start(), as Python 3.14 does.
-    ctx = _start_context(self)
     if hasattr(self, "_context"):
-        # Python >= 3.14 runs `run()` inside `self._context` itself.
-        self._context = ctx
+        # Python >= 3.14 runs `run()` inside `self._context` itself, and
+        # `Thread(context=...)` sets it: an explicit context is kept as given.
+        if self._context is None:
+            self._context = _start_context(self)
     else:
-        setattr(self, _CTX_ATTR, ctx)
+        setattr(self, _CTX_ATTR, _start_context(self))
     _orig_thread_start(self)
 
 
@@ -163,6 +173,11 @@ def _submit_in_context(
     *args: P.args,
     **kwargs: P.kwargs,
 ) -> Future[R]:
+    if _in_other_interpreter(self):
+        # 3.14's InterpreterPoolExecutor (a ThreadPoolExecutor subclass) pickles the job
+        # into another interpreter, where this interpreter's context means nothing:
+        # `ctx.run` cannot cross, so its jobs go through unchanged.
+        return _orig_submit(self, fn, *args, **kwargs)
     if not callable(fn):
         raise TypeError(f"ThreadPoolExecutor.submit() expected a callable, got {type(fn).__name__}")
     ctx = contextvars.copy_context()

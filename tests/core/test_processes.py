@@ -16,10 +16,14 @@ from typing import Any
 
 import pytest
 
-from asynclocal import processes
+from asynclocal import AsyncLocalStorage, processes
 from tests.core import _proc_jobs as jobs
 
-METHODS = [m for m in ("fork", "spawn") if m in multiprocessing.get_all_start_methods()]
+# forkserver: the default on Linux from Python 3.14; tested on every version.
+METHODS = [
+    m for m in ("fork", "spawn", "forkserver") if m in multiprocessing.get_all_start_methods()
+]
+FRESH_IMPORT_METHODS = [m for m in ("spawn", "forkserver") if m in METHODS]
 
 
 def _in_request(store: dict[str, Any], fn: Any, *args: Any) -> Any:
@@ -175,3 +179,29 @@ def test_capture_skips_unset_storages() -> None:
     assert processes.capture() == ()
     payload = jobs.tenant.run("t", processes.capture)
     assert [name for name, _ in payload] == ["tests.core.tenant"]
+
+
+@pytest.mark.parametrize("method", FRESH_IMPORT_METHODS)
+def test_a_storage_the_worker_cannot_import_fails_saying_so(method: str) -> None:
+    # Created in a test function, not at import time: a fresh worker never has it.
+    made_here: AsyncLocalStorage[str] = AsyncLocalStorage(
+        name=f"tests.core.made-at-runtime-{method}", cross_process=True
+    )
+    ctx = multiprocessing.get_context(method)
+    with processes.ProcessPoolExecutor(max_workers=1, mp_context=ctx) as pool:
+        future = made_here.run("x", pool.submit, jobs.read_stores, 1)
+        with pytest.raises(processes.UnknownStorageError) as info:
+            future.result(timeout=120)
+    message = str(info.value)
+    assert f"tests.core.made-at-runtime-{method}" in message
+    assert "not importable in the worker" in message
+    assert "forkserver" in message
+
+
+@pytest.mark.skipif(sys.version_info < (3, 14), reason="forkserver is the Linux default from 3.14")
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="Linux default start method")
+def test_the_default_start_method_carries_stores() -> None:  # pragma: no cover - 3.14+
+    assert multiprocessing.get_start_method() == "forkserver"
+    with processes.ProcessPoolExecutor(max_workers=1) as pool:
+        got = _in_request({"id": 14}, lambda: pool.submit(jobs.read_stores, 2).result(120))
+    assert got[:4] == (2, {"id": 14}, "tenant-14", "none")

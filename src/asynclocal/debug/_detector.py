@@ -260,14 +260,20 @@ if not hasattr(threading, _START_NAME):
     _START_NAME = "_start_new_thread"
 _orig_start: Callable[..., Any] = getattr(threading, _START_NAME)
 _orig_work_item_init = cf_thread._WorkItem.__init__
+_orig_work_item_run = cf_thread._WorkItem.run
 _orig_add_done_callback = concurrent.futures.Future.add_done_callback
-_WORK_ITEM_OK = list(inspect.signature(_orig_work_item_init).parameters) == [
-    "self",
-    "future",
-    "fn",
-    "args",
-    "kwargs",
-]
+_WORK_ITEM_PARAMS = list(inspect.signature(_orig_work_item_init).parameters)
+# 3.10-3.13: _WorkItem(future, fn, args, kwargs), the job wrapped where it is made.
+_WORK_ITEM_OK = _WORK_ITEM_PARAMS == ["self", "future", "fn", "args", "kwargs"]
+# 3.14+: _WorkItem(future, task), run by `_WorkItem.run(worker_ctx)`; for a
+# ThreadPoolExecutor the task is (fn, args, kwargs) and worker_ctx a
+# `concurrent.futures.thread.WorkerContext`. An InterpreterPoolExecutor's tasks have the
+# same shape but go to another interpreter (pickled), so the task itself is never
+# wrapped: the stores are captured when the item is made and checked when a
+# same-interpreter worker runs it.
+_WORK_ITEM_TASK = _WORK_ITEM_PARAMS == ["self", "future", "task"]
+_SCHEDULED_ATTR = "_asynclocal_scheduled"
+_WORKER_CONTEXT: object = getattr(cf_thread, "WorkerContext", None)
 _INTERNAL_MODULES = ("asyncio", "concurrent.futures", "asynclocal.debug")
 
 
@@ -287,6 +293,44 @@ def _work_item_init(self: Any, future: Any, fn: Callable[..., Any], args: Any, k
     _orig_work_item_init(self, future, _Checked(fn, "executor job"), args, kwargs)
 
 
+def _make_task_work_item_patches(
+    orig_init: Callable[..., None], orig_run: Callable[..., Any], worker_context: type
+) -> tuple[Callable[..., None], Callable[..., Any]]:
+    """`__init__` and `run` for a 3.14-style `_WorkItem(future, task)` (see above)."""
+
+    def work_item_init(self: Any, future: Any, task: Any) -> None:
+        orig_init(self, future, task)
+        try:
+            setattr(self, _SCHEDULED_ATTR, (_capture(), _stack()))
+        except AttributeError:  # pragma: no cover - a _WorkItem with __slots__: unchecked
+            pass
+
+    def work_item_run(self: Any, ctx: Any) -> Any:
+        scheduled = getattr(self, _SCHEDULED_ATTR, None)
+        if scheduled is not None:
+            delattr(self, _SCHEDULED_ATTR)
+        task = getattr(self, "task", None)
+        if (
+            scheduled is not None
+            and type(ctx) is worker_context  # this interpreter's thread pool
+            and type(task) is tuple
+            and len(task) == 3
+            and _installer.installed
+        ):
+            try:
+                fn, args = task[0], task[1]
+                shown = (
+                    args[0] if args and isinstance(getattr(fn, "__self__", None), Context) else fn
+                )
+                captured, stack = scheduled
+                _check(captured, "executor job", stack, _target_name(shown), _lookup_for(fn))
+            except Exception:  # the detector must never break the work it watches
+                logger.exception("asynclocal.debug: the context check itself failed")
+        return orig_run(self, ctx)
+
+    return work_item_init, work_item_run
+
+
 def _add_done_callback(self: concurrent.futures.Future[Any], fn: Callable[..., Any]) -> None:
     module = getattr(fn, "__module__", None)
     if type(module) is str and module.startswith(_INTERNAL_MODULES):
@@ -299,6 +343,12 @@ def _patches() -> list[Patch]:
     patches: list[Patch] = [(threading, _START_NAME, _start_thread)]
     if _WORK_ITEM_OK:
         patches.append((cf_thread._WorkItem, "__init__", _work_item_init))
+    elif _WORK_ITEM_TASK and isinstance(_WORKER_CONTEXT, type):
+        init, run = _make_task_work_item_patches(
+            _orig_work_item_init, _orig_work_item_run, _WORKER_CONTEXT
+        )
+        patches.append((cf_thread._WorkItem, "__init__", init))
+        patches.append((cf_thread._WorkItem, "run", run))
     else:  # pragma: no cover - Python versions with another _WorkItem layout
         logger.warning("asynclocal.debug: thread-pool jobs cannot be watched on this Python")
     patches.append((concurrent.futures.Future, "add_done_callback", _add_done_callback))
