@@ -10,13 +10,20 @@ setup_venv() {
   stamp=".venv/.asynclocal-$extra-$(cat pyproject.toml setup.py src/asynclocal/_speedups.c | sha1sum | cut -c1-12)"
   if [ ! -f "$stamp" ]; then
     .venv/bin/python -m pip install -q --upgrade pip
-    .venv/bin/python -m pip install -q -e ".[$extra]"
     if [ "$extra" = "dev" ]; then
-      # arq pins redis<6, which Celery's Redis transport excludes; it runs on redis 8.
-      .venv/bin/python -m pip install -q --no-deps "arq>=0.26" "click>=8"
+      install_dev_extra .venv/bin/python
+    else
+      .venv/bin/python -m pip install -q -e ".[$extra]"
     fi
     touch "$stamp"
   fi
+}
+
+install_dev_extra() {
+  # $1: the venv's python. The dev extra, editable, plus what it cannot list.
+  "$1" -m pip install -q -e ".[dev]"
+  # arq pins redis<6, which Celery's Redis transport excludes; it runs on redis 8.
+  "$1" -m pip install -q --no-deps "arq>=0.26" "click>=8"
 }
 
 setup_system_packages() {

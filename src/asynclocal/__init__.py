@@ -45,7 +45,7 @@ __all__ = [
     "with_request_context",
 ]
 
-__version__ = "0.1.0"
+from ._version import __version__ as __version__
 
 
 def _continue_incoming_traces() -> None:
