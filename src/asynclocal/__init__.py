@@ -46,15 +46,3 @@ __all__ = [
 ]
 
 from ._version import __version__ as __version__
-
-
-def _continue_incoming_traces() -> None:
-    # Every middleware continues the caller's trace and causation chain by
-    # default, as OpenTelemetry's server instrumentation does; stdlib only.
-    # `asynclocal.propagation.uninstall()` turns it off.
-    from .propagation import install
-
-    install()
-
-
-_continue_incoming_traces()

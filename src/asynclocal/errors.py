@@ -8,6 +8,7 @@ Catch `AsyncLocalError` to handle anything this package raises on purpose::
     ├── ReadOnlyError                (TypeError)   a write through a read-only view
     ├── UnknownFlagError             (KeyError)    a feature flag that was never defined
     ├── ConfigurationError           (ValueError)  a setup call got a value it cannot use
+    │   └── UnknownOptionError           (TypeError)   a keyword option that does not exist
     ├── CrossProcessError            (RuntimeError) a store could not cross a process
     │   ├── StoreNotPicklableError       (TypeError)
     │   ├── UnknownStorageError          (LookupError)
@@ -71,6 +72,7 @@ __all__ = [
     "TransactionRolledBackError",
     "Unauthenticated",
     "UnknownFlagError",
+    "UnknownOptionError",
     "UnknownStorageError",
 ]
 
@@ -84,6 +86,14 @@ class ConfigurationError(AsyncLocalError, ValueError):
 
     The message names the argument and what it accepts; it never repeats a
     secret. Raised where the call is made, not at the first request.
+    """
+
+
+class UnknownOptionError(ConfigurationError, TypeError):
+    """A setup call or settings dict named an option that does not exist (a typo).
+
+    The message names the unknown option, the closest valid one and every valid
+    option. It is a `TypeError` too, as Python's own unexpected-keyword error is.
     """
 
 

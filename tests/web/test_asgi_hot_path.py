@@ -1,9 +1,8 @@
-"""The middlewares' fast `RequestContext` constructor builds what `__init__` builds.
+"""The request factory's constructor builds what `RequestContext.__init__` builds.
 
-`RequestContext._for_request` skips `__init__`'s argument handling on every
-request; these tests fail when a slot added to `__init__` is forgotten there,
-or when a context built from an ASGI scope or a WSGI environ differs from one
-built the public way.
+`new_request_context` skips `__init__`'s argument handling on every request;
+these tests fail when a slot is left unset, or when a context built from an
+ASGI scope or a WSGI environ differs from one built the public way.
 """
 
 from __future__ import annotations
@@ -11,7 +10,9 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from asynclocal.request import AsgiRequestContext, RequestContext, RequestContextFactory
+from asynclocal.request import RequestContext, RequestContextFactory
+from asynclocal.request._context import new_request_context
+from asynclocal.request._factory import AsgiRequestContext
 
 _CLOCKS = {"started_at", "started_monotonic"}
 
@@ -34,20 +35,22 @@ def test_fast_constructor_sets_every_slot_as_init_does() -> None:
     slow = RequestContext(
         "abc-1", method="POST", path="/p", client="10.0.0.1:5", headers={"a": "b"}
     )
-    fast = RequestContext._for_request("abc-1", "POST", "/p", "10.0.0.1:5", {"a": "b"})
+    fast = new_request_context(
+        RequestContext, "abc-1", "POST", "/p", "10.0.0.1:5", {"a": "b"}, "abc-1", None
+    )
     after = time.time()
     assert _state(fast, names) == _state(slow, names)
     assert before <= fast.started_at <= after
     assert fast.started_monotonic >= slow.started_monotonic
     # Fresh containers per context, never shared between requests.
-    other = RequestContext._for_request("abc-2", "GET", "/", None, {})
+    other = new_request_context(RequestContext, "abc-2", "GET", "/", None, {}, "abc-2", None)
     assert other._fields is not fast._fields
     assert other._response_headers is not fast._response_headers
     assert other._response_callbacks is not fast._response_callbacks
 
 
 def test_asgi_context_matches_the_public_constructor_and_reads_route_lazily() -> None:
-    factory = RequestContextFactory()
+    factory = RequestContextFactory(continue_trace=False)
     scope: dict[str, Any] = {
         "type": "http",
         "method": "PUT",
@@ -75,7 +78,7 @@ def test_asgi_context_matches_the_public_constructor_and_reads_route_lazily() ->
 
 
 def test_environ_context_matches_the_public_constructor() -> None:
-    factory = RequestContextFactory()
+    factory = RequestContextFactory(continue_trace=False)
     environ = {
         "REQUEST_METHOD": "DELETE",
         "SCRIPT_NAME": "/app",

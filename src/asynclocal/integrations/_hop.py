@@ -2,10 +2,10 @@
 
 The server side of a hop (a gRPC call, a consumed message) reads the same
 fields an HTTP middleware reads, through the same `RequestContextFactory`
-(request id policy, initializers, ``on_request``) and the same continuation
-(`asynclocal.propagation.continue_context`). The trust rule is the policy's:
-when it names ``trusted_proxies``, a peer outside them gets a fresh id and
-nothing it sent is continued (no trace, no causation chain, no baggage).
+(request id policy, trust, trace continuation, initializers, ``on_request``).
+The trust rule is the policy's: when it names ``trusted_proxies``, a peer
+outside them gets a fresh id and nothing it sent is continued (no trace, no
+causation chain, no baggage).
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from ..errors import RequestRejected
-from ..propagation import continue_context, extract, get_config, inject
+from ..propagation import get_config, inject
 from ..propagation._carrier import new_request_id
 from ..propagation._targets import PropagationTargets
 from ..request import (
@@ -110,12 +110,10 @@ def build_context(
     Raises:
         InvalidRequestId: the incoming id is invalid and the policy rejects it.
     """
-    ctx = factory.from_headers(metadata, method=method, path=path, client=client)
+    ctx = factory.from_headers(
+        metadata, method=method, path=path, client=client, peer_host=peer_host or ""
+    )
     ctx.route = path
-    if peer_trusted(factory.policy, peer_host):
-        continue_context(ctx, extract(metadata))
-    else:
-        continue_context(ctx, extract({}))
     return ctx
 
 

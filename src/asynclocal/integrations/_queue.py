@@ -32,9 +32,8 @@ from typing import Any
 
 from .._storage import _MISSING, cross_process_storages, find_cross_process_storage, live_storages
 from ..errors import ContextNotSerializableError
-from ..propagation import continue_request as _continue_request
-from ..propagation import extract, get_config, inject
-from ..request import RequestContext, request_storage, run_request_initializers
+from ..propagation import inject
+from ..request import RequestContext, RequestContextFactory, request_storage
 
 __all__ = [
     "HEADER",
@@ -206,24 +205,33 @@ def restore(
                 task_id,
                 unknown,
             )
-    propagated = extract(message.carrier if message is not None else {})
-    request_id = task_id
-    if get_config().reuse_request_id and propagated.request_id is not None:
-        request_id = propagated.request_id
-    ctx = _continue_request(
-        propagated,
-        request_id=request_id,
+    ctx = _WORKER_FACTORY.from_headers(
+        _text_carrier(message.carrier if message is not None else {}),
         method=method,
         path=task_name,
-        route=task_name,
-        fields=dict(message.fields) if message is not None else None,
+        fresh_id=task_id,
     )
+    ctx.route = task_name
+    if message is not None:
+        for key, value in message.fields.items():
+            ctx.set(key, value)
     try:
-        run_request_initializers(ctx)
+        _WORKER_FACTORY.start_sync(ctx)
     except Exception:  # an initializer must not stop the task; a middleware would 500
         logger.exception("a request initializer failed for task %s", task_id)
     set_var(request_storage.context_var, ctx)
     return ctx
+
+
+#: The worker side of a task builds its context as a web request does: the task
+#: id is the fresh id, the carrier the headers (the broker is trusted: no peer).
+_WORKER_FACTORY = RequestContextFactory()
+
+
+def _text_carrier(carrier: Any) -> dict[str, str]:
+    if not isinstance(carrier, Mapping):
+        return {}
+    return {k: v for k, v in carrier.items() if isinstance(k, str) and isinstance(v, str)}
 
 
 class Activation:

@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
-import dataclasses
 import functools
 import inspect
 import os
@@ -40,18 +39,17 @@ import threading
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, TypeVar, overload
 
-from ..propagation import PropagatedContext, continue_context, extract
-from ..propagation._carrier import new_request_id
+from ..propagation import PropagatedContext
+from ..propagation._w3c import format_traceparent, new_span_id
 from ..request import (
-    DEFAULT_REQUEST_ID_HEADER,
     RequestContext,
+    RequestContextFactory,
     RequestRejected,
     is_valid_request_id,
     request_storage,
-    run_request_initializers,
 )
 from ..request._rejected import joined_rejection_headers
-from ..request._scope import join_headers
+from ..request._factory import join_headers
 
 __all__ = ["XRAY_ENV", "lambda_handler", "parse_xray_trace_header", "request_context_for"]
 
@@ -136,15 +134,28 @@ def _is_http_event(event: object) -> bool:
     )
 
 
-def request_context_for(event: object, context: object) -> RequestContext:
+_DEFAULT_FACTORY = RequestContextFactory()
+
+
+def request_context_for(
+    event: object, context: object, *, factory: RequestContextFactory | None = None
+) -> RequestContext:
     """Build the `RequestContext` of one invocation (without running initializers).
 
-    Never raises on odd events or contexts: a missing or invalid
-    ``aws_request_id`` yields a generated id, a non-HTTP event an empty
-    method/path.
+    Built by `factory` (default: a `RequestContextFactory()` with the default
+    policy), as the web middlewares build theirs: the event's headers are the
+    request's, the event's source IP its peer (trust applies), and
+    ``context.aws_request_id`` is the fresh id wherever the policy wants one.
+    Without a ``traceparent`` in the headers, the ``_X_AMZN_TRACE_ID`` trace is
+    continued. Never raises on odd events or contexts: a missing or invalid
+    ``aws_request_id`` yields a generated id, a non-HTTP event an empty method/path.
+
+    Raises:
+        InvalidRequestId: the incoming id is invalid and the policy rejects it.
     """
+    factory = _DEFAULT_FACTORY if factory is None else factory
     aws_id = getattr(context, "aws_request_id", None)
-    rid = aws_id if isinstance(aws_id, str) and is_valid_request_id(aws_id) else new_request_id()
+    fresh = aws_id if isinstance(aws_id, str) and is_valid_request_id(aws_id) else None
     headers = _event_headers(event)
     method = path = ""
     client = None
@@ -157,29 +168,29 @@ def request_context_for(event: object, context: object) -> RequestContext:
             event, "requestContext", "http", "sourceIp"
         )
         client = source if isinstance(source, str) else None
-    ctx = RequestContext(rid, method=method, path=path, client=client, headers=headers)
-    propagated = extract(headers)
-    if not propagated.has_trace:
+    if "traceparent" not in headers and factory.continues():
         xray = parse_xray_trace_header(os.environ.get(XRAY_ENV))
-        if xray is not None:
-            propagated = dataclasses.replace(
-                propagated,
-                trace_id=xray.trace_id,
-                parent_span_id=xray.parent_span_id,
-                trace_flags=xray.trace_flags,
-                tracestate=None,
-            )
-    continue_context(ctx, propagated)
-    return ctx
+        if xray is not None and xray.trace_id is not None:
+            headers = {
+                **headers,
+                "traceparent": format_traceparent(
+                    xray.trace_id,
+                    xray.parent_span_id or new_span_id(),
+                    xray.trace_flags,
+                ),
+            }
+    return factory.from_headers(
+        headers, method=method, path=path, client=client, peer_host=client or "", fresh_id=fresh
+    )
 
 
-def _finish(event: object, ctx: RequestContext, result: Any) -> Any:
+def _finish(event: object, ctx: RequestContext, result: Any, factory: RequestContextFactory) -> Any:
     """Add the request id and response headers to an HTTP-proxy style result.
 
     The context's ``on_response`` callbacks run once per invocation, HTTP or not
     (they end the OpenTelemetry span, for one).
     """
-    extra = ctx.response_headers()
+    added = factory.response_headers(ctx)
     if not (_is_http_event(event) and isinstance(result, dict) and "statusCode" in result):
         return result
     headers = result.get("headers")
@@ -187,45 +198,53 @@ def _finish(event: object, ctx: RequestContext, result: Any) -> Any:
         headers = result["headers"] = {}
     if isinstance(headers, dict):
         present = {str(k).lower() for k in headers}
-        for name, value in [(DEFAULT_REQUEST_ID_HEADER, ctx.request_id), *extra]:
+        for name, value in added:
             if name.lower() not in present:
                 headers[name] = value
                 present.add(name.lower())
     return result
 
 
-def _rejected(event: object, ctx: RequestContext, exc: RequestRejected) -> Any:
+def _rejected(
+    event: object, ctx: RequestContext, exc: RequestRejected, factory: RequestContextFactory
+) -> Any:
     if not _is_http_event(event):
         raise exc
     # The id header stays ours; a repeated name is joined with ", " (one value per key).
+    own = factory.header.lower()
     headers = {
-        name: value
-        for name, value in joined_rejection_headers(exc).items()
-        if name.lower() != DEFAULT_REQUEST_ID_HEADER.lower()
+        name: value for name, value in joined_rejection_headers(exc).items() if name.lower() != own
     }
     return _finish(
-        event, ctx, {"statusCode": exc.status_code, "body": exc.public_message, "headers": headers}
+        event,
+        ctx,
+        {"statusCode": exc.status_code, "body": exc.public_message, "headers": headers},
+        factory,
     )
 
 
-def _invoke_sync(fn: Handler[R], event: Any, context: Any) -> Any:
-    ctx = request_context_for(event, context)
+def _invoke_sync(fn: Handler[R], factory: RequestContextFactory, event: Any, context: Any) -> Any:
+    ctx = request_context_for(event, context, factory=factory)
     with request_storage.scope(ctx):
         try:
-            run_request_initializers(ctx)
-            return _finish(event, ctx, fn(event, context))
+            factory.start_sync(ctx)
+            return _finish(event, ctx, fn(event, context), factory)
         except RequestRejected as exc:
-            return _rejected(event, ctx, exc)
+            return _rejected(event, ctx, exc, factory)
 
 
-async def _invoke_async(fn: Handler[Awaitable[R]], event: Any, context: Any) -> Any:
-    ctx = request_context_for(event, context)
+async def _invoke_async(
+    fn: Handler[Awaitable[R]], factory: RequestContextFactory, event: Any, context: Any
+) -> Any:
+    ctx = request_context_for(event, context, factory=factory)
     with request_storage.scope(ctx):
         try:
-            run_request_initializers(ctx)
-            return _finish(event, ctx, await fn(event, context))
+            pending = factory.start(ctx)
+            if pending is not None:
+                await pending
+            return _finish(event, ctx, await fn(event, context), factory)
         except RequestRejected as exc:
-            return _rejected(event, ctx, exc)
+            return _rejected(event, ctx, exc, factory)
 
 
 class _LoopHolder:
@@ -255,13 +274,17 @@ def _thread_loop() -> asyncio.AbstractEventLoop:
 
 
 @overload
-def lambda_handler(fn: Handler[R], /) -> Handler[Any]: ...
+def lambda_handler(
+    fn: Handler[R], /, *, factory: RequestContextFactory | None = None
+) -> Handler[Any]: ...
 @overload
-def lambda_handler(fn: None = None, /) -> Callable[[Handler[R]], Handler[Any]]: ...
+def lambda_handler(
+    fn: None = None, /, *, factory: RequestContextFactory | None = None
+) -> Callable[[Handler[R]], Handler[Any]]: ...
 
 
 def lambda_handler(
-    fn: Handler[R] | None = None, /
+    fn: Handler[R] | None = None, /, *, factory: RequestContextFactory | None = None
 ) -> Handler[Any] | Callable[[Handler[R]], Handler[Any]]:
     """Decorate a Lambda handler ``handler(event, context)`` (sync or ``async``).
 
@@ -275,11 +298,18 @@ def lambda_handler(
     thread across invocations; `wrapper.invoke_async(event, context)` is the
     awaitable form for code that already runs a loop.
 
+    `factory` (a `RequestContextFactory`: id policy, trust, ``on_request``,
+    ``continue_trace``) builds each invocation's context, as in the web
+    middlewares; ``@lambda_handler(factory=...)`` passes one.
+
     Raises:
-        TypeError: `fn` is not callable.
+        TypeError: `fn` is not callable, or `factory` is not a RequestContextFactory.
     """
+    if factory is not None and not isinstance(factory, RequestContextFactory):
+        raise TypeError(f"factory must be a RequestContextFactory, got {type(factory).__name__}")
+    used = _DEFAULT_FACTORY if factory is None else factory
     if fn is None:
-        return lambda_handler
+        return functools.partial(lambda_handler, factory=factory)
     if not callable(fn):
         raise TypeError(
             f"lambda_handler expects a handler(event, context) function, got {type(fn).__name__}"
@@ -298,12 +328,12 @@ def lambda_handler(
                     "this async Lambda handler was called from a running event loop; "
                     "await handler.invoke_async(event, context) instead"
                 )
-            invocation = _invoke_async(async_fn, event, context)
+            invocation = _invoke_async(async_fn, used, event, context)
             runner = contextvars.copy_context()
             return runner.run(_thread_loop().run_until_complete, invocation)
 
         async def invoke_async(event: Any, context: Any) -> Any:
-            task = asyncio.ensure_future(_invoke_async(async_fn, event, context))
+            task = asyncio.ensure_future(_invoke_async(async_fn, used, event, context))
             return await task
 
         run_async.invoke_async = invoke_async  # type: ignore[attr-defined]
@@ -313,6 +343,6 @@ def lambda_handler(
 
     @functools.wraps(fn)
     def run_sync(event: Any, context: Any) -> Any:
-        return contextvars.copy_context().run(_invoke_sync, sync_fn, event, context)
+        return contextvars.copy_context().run(_invoke_sync, sync_fn, used, event, context)
 
     return run_sync

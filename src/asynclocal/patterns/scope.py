@@ -20,7 +20,7 @@ from ..errors import ReadOnlyError, ScopeNotActiveError
 from ..errors import ScopeNotActive as ScopeNotActive
 from ..request import OnRequest, RequestIdPolicy
 from ..request._context import RequestContext, request_storage
-from ..request._scope import RequestContextFactory, with_request_context
+from ..request._factory import RequestContextFactory, with_request_context
 
 __all__ = [
     "ReadOnlyError",

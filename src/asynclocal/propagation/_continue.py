@@ -1,30 +1,28 @@
-"""`continue_request` / `continue_context` / `install`: a hop continues its caller."""
+"""`continue_request` / `continue_context` / `install`: a hop continues its caller.
+
+The request factory (`asynclocal.request.RequestContextFactory`) owns every
+decision about an incoming request: its `RequestIdPolicy` picks the id and the
+causation chain, and trust applies to all of it. This module supplies the
+trace half the factory asks for (``traceparent``, ``tracestate`` and
+allow-listed ``baggage``), plus the same continuation for code that holds a
+`PropagatedContext` from `extract` (task carriers, custom transports).
+"""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from typing import Any
 
-from ..request import (
-    RequestContext,
-    add_request_initializer,
-    remove_request_initializer,
-)
+from ..request import RequestContext, RequestIdPolicy
 from ..request._context import REQUEST_CONTEXT_ARGS
-from ..request._scope import _LazyHeaders
-from ..request._trace_ids import new_span_id, new_trace_and_span_ids
+from ..request._factory import continue_trace_default, set_continue_trace_default
+from ..request._trace_ids import new_span_id
 from . import _carrier
-from ._carrier import (
-    PropagatedContext,
-    _active_span,
-    extract_with,
-    new_request_id,
-)
+from ._carrier import PropagatedContext, _active_span, new_request_id
 from ._config import PropagationConfig, get_config
+from ._w3c import parse_baggage, parse_traceparent, parse_tracestate
 
-_NOTHING = PropagatedContext()
-
-__all__ = ["continue_context", "continue_request", "install", "installed", "uninstall"]
+__all__ = ["CONTINUER", "continue_context", "continue_request", "install", "installed", "uninstall"]
 
 
 def _apply_baggage(ctx: RequestContext, baggage: Mapping[str, str], cfg: PropagationConfig) -> None:
@@ -42,52 +40,119 @@ def _apply_baggage(ctx: RequestContext, baggage: Mapping[str, str], cfg: Propaga
             ctx.set_if_absent(name, value)
 
 
-def _apply_trace(ctx: RequestContext, propagated: PropagatedContext) -> None:
-    span = _active_span()
+def _apply_trace(
+    ctx: RequestContext,
+    trace_id: str | None,
+    parent_span_id: str | None,
+    flags: int,
+    tracestate: str | None,
+    lazy: bool = False,
+) -> None:
+    span = _active_span() if _carrier._trace_source is not None else None
     if span is not None:
         # A tracer already continued the caller (or started a trace): follow its span.
         ctx.trace_id, ctx.span_id = span.trace_id, span.span_id
         ctx.trace_flags = span.trace_flags
         ctx.tracestate = span.tracestate
-        ctx.parent_span_id = propagated.parent_span_id
-    elif propagated.trace_id is not None:
-        ctx.trace_id = propagated.trace_id
+        ctx.parent_span_id = parent_span_id
+    elif trace_id is not None:
+        ctx.trace_id = trace_id
         ctx.span_id = new_span_id()
-        ctx.trace_flags = propagated.trace_flags
-        ctx.tracestate = propagated.tracestate
-        ctx.parent_span_id = propagated.parent_span_id
-    elif ctx.trace_id is None:
-        ctx.trace_id, ctx.span_id = new_trace_and_span_ids()
-    elif ctx.span_id is None:
-        ctx.span_id = new_span_id()
+        ctx.trace_flags = flags
+        ctx.tracestate = tracestate
+        ctx.parent_span_id = parent_span_id
+    elif lazy:
+        ctx.start_trace_lazily()  # most requests never read it: made on demand
+    else:
+        ctx.ensure_trace()
 
 
-def continue_context(ctx: RequestContext, propagated: PropagatedContext) -> RequestContext:
-    """Make an already-built `ctx` (a middleware's) continue the caller in `propagated`.
+class _Continuer:
+    """The trace half of a request's start, called by the request factory."""
 
-    Sets the causation chain (root id = the caller's root, parent id = the
-    caller's id), the trace (same trace id, a new span id; a fresh trace when
-    none came in) and allow-listed baggage fields. When the middleware
-    adopted the caller's id as this request's id, the request gets a fresh id
-    instead, unless `reuse_request_id` is configured. Applies once per
-    context: later calls return `ctx` unchanged.
+    __slots__ = ()
+
+    def start(self, ctx: RequestContext) -> None:
+        """No trace came in: `ctx` starts its own (on demand) or follows a tracer's span."""
+        if _carrier._trace_source is None:
+            ctx.start_trace_lazily()
+        else:
+            _apply_trace(ctx, None, None, 0, None, lazy=True)
+
+    def follow(
+        self,
+        ctx: RequestContext,
+        traceparent: str | None,
+        tracestate: str | None,
+        baggage: str | None,
+    ) -> None:
+        """Continue the incoming trace; apply allow-listed baggage (None: not trusted).
+
+        Never raises: malformed values are ignored and the request starts its own trace.
+        """
+        try:
+            cfg = get_config()
+            trace_id = span_id = state = None
+            flags = 0
+            if traceparent is not None and cfg.trace_context:
+                parsed = parse_traceparent(traceparent)
+                if parsed is not None:
+                    trace_id, span_id, flags = parsed
+                    state = parse_tracestate(tracestate)
+            _apply_trace(ctx, trace_id, span_id, flags, state, lazy=True)
+            if baggage is not None and cfg.baggage_fields:
+                _apply_baggage(ctx, parse_baggage(baggage), cfg)
+        except Exception:  # never fail a request over propagation
+            ctx.start_trace_lazily()
+
+
+#: What `RequestContextFactory` calls to continue an incoming trace.
+CONTINUER = _Continuer()
+
+
+def _reuse(policy: RequestIdPolicy | None, cfg: PropagationConfig) -> bool:
+    return policy.reuse_request_id if policy is not None else cfg.reuse_request_id
+
+
+def _fresh_id(policy: RequestIdPolicy | None, cfg: PropagationConfig) -> str:
+    return policy.new_id() if policy is not None else new_request_id(cfg)
+
+
+def continue_context(
+    ctx: RequestContext,
+    propagated: PropagatedContext,
+    *,
+    policy: RequestIdPolicy | None = None,
+) -> RequestContext:
+    """Make an already-built `ctx` continue the caller in `propagated` (trusted input).
+
+    For code with its own ingress; the middlewares do this themselves, deciding
+    trust first. Sets the causation chain (root id = the caller's root, parent
+    id = the caller's id), the trace (same trace id, a new span id; a fresh
+    trace when none came in) and allow-listed baggage fields. When `ctx`
+    carries the caller's id as its own, it gets a fresh id from `policy` (or
+    the default generator) instead, unless the policy says
+    ``reuse_request_id=True``.
     """
-    if ctx._trace_continued:
-        return ctx
-    ctx._trace_continued = True
     cfg = get_config()
     caller = propagated.parent_request_id
     if caller is not None:
-        if cfg.reuse_request_id:
+        if _reuse(policy, cfg):
             ctx.request_id = caller
         elif ctx.request_id == caller:
-            ctx.request_id = new_request_id(cfg)
+            ctx.request_id = _fresh_id(policy, cfg)
         ctx.root_request_id = propagated.root_request_id or caller
         ctx.parent_request_id = caller if caller != ctx.request_id else None
-    elif cfg.reuse_request_id and propagated.request_id is not None:
+    elif _reuse(policy, cfg) and propagated.request_id is not None:
         ctx.request_id = propagated.request_id
         ctx.root_request_id = propagated.request_id
-    _apply_trace(ctx, propagated)
+    _apply_trace(
+        ctx,
+        propagated.trace_id,
+        propagated.parent_span_id,
+        propagated.trace_flags,
+        propagated.tracestate,
+    )
     _apply_baggage(ctx, propagated.baggage, cfg)
     return ctx
 
@@ -101,17 +166,19 @@ _REQUEST_KWARGS = REQUEST_CONTEXT_ARGS - {
 }
 
 
-def continue_request(propagated: PropagatedContext, **fields: Any) -> RequestContext:
+def continue_request(
+    propagated: PropagatedContext, *, policy: RequestIdPolicy | None = None, **fields: Any
+) -> RequestContext:
     """A new `RequestContext` for this hop, continuing the caller in `propagated`.
 
-    Request id: fresh (or the propagated one when `reuse_request_id` is
-    configured, or `request_id=` when given); root id: the propagated root;
-    parent id: the caller's id; same trace id with a new span id (a fresh
-    trace when none came in); allow-listed baggage fields set on the context.
-    `fields` are `RequestContext` keyword arguments (method, path, route,
-    client, headers, user, access_token, refresh_token, started_at, fields).
-    Request initializers are not run (a middleware or `with_request_context`
-    does that).
+    Request id: `request_id=` when given, else the propagated one when `policy`
+    says ``reuse_request_id=True``, else fresh from `policy`'s generator (the
+    default generator without a policy); root id: the propagated root; parent
+    id: the caller's id; same trace id with a new span id (a fresh trace when
+    none came in); allow-listed baggage fields set on the context. `fields` are
+    `RequestContext` keyword arguments (method, path, route, client, headers,
+    user, access_token, refresh_token, started_at, fields). Request
+    initializers are not run (a middleware or `with_request_context` does that).
 
     Raises:
         TypeError: `propagated` is not a PropagatedContext, or an unknown field is given.
@@ -131,10 +198,10 @@ def continue_request(propagated: PropagatedContext, **fields: Any) -> RequestCon
     explicit = fields.pop("request_id", None)
     if explicit is not None:
         rid = explicit
-    elif cfg.reuse_request_id and propagated.request_id is not None:
+    elif _reuse(policy, cfg) and propagated.request_id is not None:
         rid = propagated.request_id
     else:
-        rid = new_request_id(cfg)
+        rid = _fresh_id(policy, cfg)
     caller = propagated.parent_request_id
     root = propagated.root_request_id or caller or rid
     ctx = RequestContext(
@@ -143,78 +210,35 @@ def continue_request(propagated: PropagatedContext, **fields: Any) -> RequestCon
         parent_request_id=caller if caller != rid else None,
         **fields,
     )
-    ctx._trace_continued = True
-    _apply_trace(ctx, propagated)
+    _apply_trace(
+        ctx,
+        propagated.trace_id,
+        propagated.parent_span_id,
+        propagated.trace_flags,
+        propagated.tracestate,
+    )
     _apply_baggage(ctx, propagated.baggage, cfg)
     return ctx
 
 
-_names_for: tuple[PropagationConfig, frozenset[str]] | None = None
-
-
-def _continuation_headers(cfg: PropagationConfig) -> frozenset[str]:
-    """The incoming headers that can change what `continue_context` does under `cfg`."""
-    global _names_for
-    cached = _names_for
-    if cached is not None and cached[0] is cfg:
-        return cached[1]
-    names = {cfg.root_request_id_header}
-    if cfg.trace_context:
-        names.add("traceparent")
-    if cfg.baggage_fields:
-        names.add("baggage")
-    if cfg.reuse_request_id:
-        names.add(cfg.request_id_header)
-    result = frozenset(n for n in names if n)
-    _names_for = (cfg, result)
-    return result
-
-
-def _initializer(ctx: RequestContext) -> None:
-    try:
-        headers = ctx.headers
-        cfg = get_config()
-        cached = _names_for  # _continuation_headers(cfg), its cache hit inlined
-        names = cached[1] if cached is not None and cached[0] is cfg else _continuation_headers(cfg)
-        present = (
-            headers.contains_any(names)
-            if type(headers) is _LazyHeaders  # what the middlewares build
-            else any(n in headers for n in names)
-        )
-        if not present:
-            # Nothing to continue (the common case): this request starts its own
-            # trace, made when first read, or follows an active tracer's span.
-            ctx._trace_continued = True
-            if _carrier._trace_source is None or _active_span() is None:
-                if ctx._trace_id is None or ctx._span_id is None:
-                    ctx._trace_lazy = True  # ctx.start_trace_lazily(), inlined
-            else:
-                _apply_trace(ctx, _NOTHING)
-            return
-        # RequestContext.headers has lower-cased names: no case-insensitive scan needed.
-        continue_context(ctx, extract_with(headers.get))
-    except Exception:  # never fail a request over propagation
-        if ctx.trace_id is None:
-            ctx.trace_id, ctx.span_id = new_trace_and_span_ids()
-
-
 def install() -> None:
-    """Make every middleware continue the caller's trace and causation chain.
+    """Make trace continuation the process-wide default (it is the default already).
 
-    Registers a request initializer that runs `extract` on the incoming
-    headers and `continue_context` on the new request: it gets the caller's
-    trace id (or a fresh trace), root id and parent id. Idempotent.
+    Middlewares and factories built with ``continue_trace=True`` or ``False``
+    ignore it; those that leave ``continue_trace`` unset (None) follow it.
+    Idempotent.
     """
-    add_request_initializer(_initializer)
+    set_continue_trace_default(True)
 
 
 def uninstall() -> None:
-    """Undo `install()`. Idempotent."""
-    remove_request_initializer(_initializer)
+    """Turn the process-wide continuation default off (requests start their own trace).
+
+    Only factories that leave ``continue_trace`` unset follow it. Idempotent.
+    """
+    set_continue_trace_default(False)
 
 
 def installed() -> bool:
-    """Whether `install()` is in effect."""
-    from ..request import _context
-
-    return _initializer in _context._initializers
+    """Whether the process-wide continuation default is on."""
+    return continue_trace_default()

@@ -14,10 +14,11 @@ import os
 import re
 from collections.abc import Callable, Iterable
 
-from ..errors import InvalidRequestId
+from ..errors import ConfigurationError, InvalidRequestId
 
 __all__ = [
     "DEFAULT_REQUEST_ID_HEADER",
+    "DEFAULT_ROOT_REQUEST_ID_HEADER",
     "MAX_REQUEST_ID_LENGTH",
     "InvalidRequestId",
     "RequestIdPolicy",
@@ -26,6 +27,8 @@ __all__ = [
 ]
 
 DEFAULT_REQUEST_ID_HEADER = "X-Request-ID"
+#: The header an asynclocal caller sends with the root of its causation chain.
+DEFAULT_ROOT_REQUEST_ID_HEADER = "X-Root-Request-ID"
 MAX_REQUEST_ID_LENGTH = 128
 
 _VALID = re.compile(r"[A-Za-z0-9\-._~:+=/]{1,128}").fullmatch
@@ -73,7 +76,7 @@ def _parse_networks(trusted_proxies: Iterable[str | Network]) -> tuple[Network, 
         try:
             networks.append(ipaddress.ip_network(item.strip(), strict=False))
         except ValueError:
-            raise ValueError(
+            raise ConfigurationError(
                 f"trusted_proxies entry {item!r:.60} is not an IP network; "
                 "use forms like '10.0.0.0/8', '192.168.1.5' or '::1'"
             ) from None
@@ -81,27 +84,50 @@ def _parse_networks(trusted_proxies: Iterable[str | Network]) -> tuple[Network, 
 
 
 class RequestIdPolicy:
-    """How a request gets its id.
+    """How a request gets its id and its place in the causation chain: the one owner.
 
-    The id comes from the `header` of the incoming request when the value
-    passes `validator` (default: `is_valid_request_id`) and, when
-    `trusted_proxies` is given, the peer address lies in one of those
-    networks. Otherwise a fresh id from `generator` is used; with
-    ``reject_invalid=True`` an invalid incoming value raises `InvalidRequestId`
-    (400) instead. Whatever the validator says, an accepted id is visible
-    ASCII without spaces or control characters and at most 1024 characters,
-    so it can never split a header or a log line.
+    Every ingress (ASGI, WSGI, aiohttp, the framework setups, the Lambda
+    wrapper, task workers and `with_request_context`) asks this policy, and
+    nothing else, which id a request gets and which caller it continues.
+
+    Request id: the `header` of the incoming request when the value passes
+    `validator` (default: `is_valid_request_id`) and the peer is trusted;
+    otherwise a fresh id from `generator`. With ``reject_invalid=True`` an
+    invalid value from a trusted peer raises `InvalidRequestId` (400) instead.
+    Whatever the validator says, an accepted id is visible ASCII without
+    spaces or control characters and at most 1024 characters, so it can never
+    split a header or a log line.
+
+    Causation chain: when a trusted caller sends both `header` and
+    `root_header` (what `asynclocal.propagation.inject` writes), it is an
+    asynclocal service: this request gets a fresh id whose
+    `parent_request_id` is the caller's id and whose `root_request_id` is the
+    caller's root, or, with ``reuse_request_id=True``, keeps the caller's id
+    (correlation-id style). A lone `header` (a gateway's ``X-Request-ID``) is
+    adopted as the id and starts the chain.
+
+    Trust: `trusted_proxies` (networks such as ``"10.0.0.0/8"``, ``"::1"``)
+    lists the peers whose propagation headers are believed; None (default)
+    trusts every peer, which is what W3C Trace Context expects of a service
+    that continues its callers. From any other peer nothing it sends is
+    believed: not the id header, not the root header, not ``traceparent``/
+    ``tracestate``, not ``baggage`` (none is echoed or logged). The request
+    gets a fresh id, starts its own chain and its own trace. One rule for
+    every header, so a deployment behind a proxy cannot be steered by a
+    client that reaches it directly.
 
     Args:
         header: the request and response header carrying the id.
+        root_header: the header carrying the caller's root id (None: no chain is read).
         generator: zero-argument callable returning a new id (default `generate_request_id`).
         validator: ``validator(value) -> bool`` for incoming ids.
-        trusted_proxies: networks (``"10.0.0.0/8"``, ``"::1"``) whose incoming ids are
-            accepted; None (default) trusts every peer.
+        trusted_proxies: networks whose propagation headers are accepted; None trusts all.
         reject_invalid: answer 400 to an invalid incoming id instead of replacing it.
+        reuse_request_id: a request from an asynclocal caller keeps the caller's id.
 
     Raises:
-        TypeError / ValueError: an argument has the wrong type or an unusable value.
+        ConfigurationError: an argument has an unusable value (a `ValueError`).
+        TypeError: an argument has the wrong type.
     """
 
     __slots__ = (
@@ -113,6 +139,10 @@ class RequestIdPolicy:
         "header_lower",
         "networks",
         "reject_invalid",
+        "reuse_request_id",
+        "root_header",
+        "root_header_bytes",
+        "root_header_lower",
         "validator",
     )
 
@@ -120,15 +150,18 @@ class RequestIdPolicy:
         self,
         *,
         header: str = DEFAULT_REQUEST_ID_HEADER,
+        root_header: str | None = DEFAULT_ROOT_REQUEST_ID_HEADER,
         generator: Callable[[], str] | None = None,
         validator: Callable[[str], bool] | None = None,
         trusted_proxies: Iterable[str | Network] | None = None,
         reject_invalid: bool = False,
+        reuse_request_id: bool = False,
     ) -> None:
-        if not isinstance(header, str) or not re.fullmatch(r"[A-Za-z0-9\-_]{1,64}", header):
-            raise ValueError(
-                f"header must be a header name of letters, digits, '-' or '_', got {header!r:.60}"
-            )
+        header = _check_header_name("header", header)
+        if root_header is not None:
+            root_header = _check_header_name("root_header", root_header)
+            if root_header.lower() == header.lower():
+                raise ConfigurationError("root_header must differ from header")
         if generator is not None and not callable(generator):
             raise TypeError(
                 f"generator must be a zero-argument callable, got {type(generator).__name__}"
@@ -137,15 +170,25 @@ class RequestIdPolicy:
             raise TypeError(
                 f"validator must be a callable(value) -> bool, got {type(validator).__name__}"
             )
-        if not isinstance(reject_invalid, bool):
-            raise TypeError(f"reject_invalid must be a bool, got {type(reject_invalid).__name__}")
+        for flag, value in (
+            ("reject_invalid", reject_invalid),
+            ("reuse_request_id", reuse_request_id),
+        ):
+            if not isinstance(value, bool):
+                raise TypeError(f"{flag} must be a bool, got {type(value).__name__}")
         self.header = header
         self.header_lower = header.lower()
         self.header_bytes = self.header_lower.encode("ascii")
+        self.root_header = root_header
+        self.root_header_lower = root_header.lower() if root_header is not None else None
+        self.root_header_bytes = (
+            self.root_header_lower.encode("ascii") if self.root_header_lower is not None else None
+        )
         self.generator: Callable[[], str] = generator or generate_request_id
         self._default_generator = generator is None
         self.validator: Callable[[str], bool] | None = validator
         self.reject_invalid = reject_invalid
+        self.reuse_request_id = reuse_request_id
         self.networks: tuple[Network, ...] | None = (
             None if trusted_proxies is None else _parse_networks(trusted_proxies)
         )
@@ -173,36 +216,75 @@ class RequestIdPolicy:
         """Whether an incoming `value` is acceptable as a request id (trust aside)."""
         validator = self.validator
         if validator is None:
-            return _VALID(value) is not None
-        return _SAFE(value) is not None and validator(value) is True
+            return isinstance(value, str) and _VALID(value) is not None
+        return isinstance(value, str) and _SAFE(value) is not None and validator(value) is True
+
+    def trusts(self, peer_host: str | None) -> bool:
+        """Whether propagation headers from `peer_host` are believed (True without a list)."""
+        is_trusted = self._is_trusted
+        return is_trusted is None or is_trusted(peer_host)
 
     def resolve(self, incoming: str | None, peer_host: str | None = None) -> str:
-        """The id for a request whose header held `incoming` (None when absent).
+        """The id for a request whose id header held `incoming` (None when absent).
+
+        The chain is not considered (see `decide`).
 
         Raises:
-            InvalidRequestId: the value is invalid and ``reject_invalid`` is set.
+            InvalidRequestId: the value is invalid, the peer trusted and ``reject_invalid`` set.
         """
-        if incoming is None:
-            return generate_request_id() if self._default_generator else self.new_id()
-        is_trusted = self._is_trusted
-        if is_trusted is not None and not is_trusted(peer_host):
-            return self.new_id()
-        validator = self.validator
-        if (
-            _VALID(incoming) is not None
-            if validator is None
-            else (_SAFE(incoming) is not None and validator(incoming) is True)
-        ):
-            return incoming
-        if self.reject_invalid:
-            raise InvalidRequestId()
-        return self.new_id()
+        return self.decide(incoming, None, peer_host)[0]
+
+    def decide(
+        self,
+        incoming: str | None,
+        incoming_root: str | None,
+        peer_host: str | None,
+        fresh_id: str | None = None,
+    ) -> tuple[str, str, str | None]:
+        """``(request_id, root_request_id, parent_request_id)`` for an incoming request.
+
+        `incoming` and `incoming_root` are the raw values of `header` and
+        `root_header` (None when absent); `peer_host` is the peer address.
+        Values from untrusted peers are ignored. `fresh_id` replaces the
+        generator where a fresh id is needed (a task id, a Lambda request id).
+
+        Raises:
+            InvalidRequestId: the id is invalid, the peer trusted and ``reject_invalid`` set.
+            ValueError: a custom generator returned an unusable id.
+        """
+        if incoming is not None:
+            is_trusted = self._is_trusted
+            if is_trusted is None or is_trusted(peer_host):
+                if self.accepts(incoming):
+                    if incoming_root is not None and self.accepts(incoming_root.strip()):
+                        # An asynclocal caller: continue its chain.
+                        if self.reuse_request_id:
+                            return incoming, incoming_root.strip(), None
+                        fresh = self.new_id() if fresh_id is None else fresh_id
+                        return fresh, incoming_root.strip(), incoming
+                    return incoming, incoming, None
+                if self.reject_invalid:
+                    raise InvalidRequestId()
+        if fresh_id is not None:
+            return fresh_id, fresh_id, None
+        rid = generate_request_id() if self._default_generator else self.new_id()
+        return rid, rid, None
 
     def __repr__(self) -> str:
         return (
-            f"RequestIdPolicy(header={self.header!r}, reject_invalid={self.reject_invalid}, "
+            f"RequestIdPolicy(header={self.header!r}, root_header={self.root_header!r}, "
+            f"reject_invalid={self.reject_invalid}, reuse_request_id={self.reuse_request_id}, "
             f"trusted_proxies={self.networks!r})"
         )
+
+
+def _check_header_name(what: str, value: object) -> str:
+    if not isinstance(value, str) or not re.fullmatch(r"[A-Za-z0-9\-_]{1,64}", value):
+        raise ConfigurationError(
+            f"{what} must be a header name of letters, digits, '-' or '_'"
+            + (f", got {value!r:.60}" if isinstance(value, str) and value.isprintable() else "")
+        )
+    return value
 
 
 def _make_trust_check(networks: tuple[Network, ...]) -> Callable[[str | None], bool]:

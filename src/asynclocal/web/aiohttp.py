@@ -23,7 +23,7 @@ answers with its status and headers.
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 
 try:
@@ -33,9 +33,10 @@ except ImportError as exc:  # pragma: no cover - depends on the environment
         "asynclocal.web.aiohttp needs the 'aiohttp' extra: pip install 'asynclocal[aiohttp]'"
     ) from exc
 
+from .._options import checked_options
 from ..request._context import RequestContext, RequestRejected, request_storage
-from ..request._ids import InvalidRequestId
-from ..request._scope import RequestContextFactory, factory_or_options, join_headers
+from ..request._factory import OnRequest, RequestContextFactory, build_factory, join_headers
+from ..request._ids import InvalidRequestId, Network, RequestIdPolicy
 
 __all__ = ["make_middleware", "request_context_middleware", "setup"]
 
@@ -62,16 +63,14 @@ def _context(factory: RequestContextFactory, request: web.Request) -> RequestCon
     if isinstance(peer, tuple) and len(peer) >= 2:
         host = str(peer[0])
         client = f"{host}:{peer[1]}"
-    # A repeated id header is joined (as WSGI servers do), so it counts as invalid.
-    values = request.headers.getall(factory.header, ())
-    incoming = ", ".join(values) if values else None
-    ctx = RequestContext(
-        factory.policy.resolve(incoming, host),
+    # Repeated names are joined (as the ASGI view joins them): a repeated id is invalid.
+    ctx = factory.from_headers(
+        join_headers(request.headers.items()),
         method=request.method,
         path=request.path,
         client=client,
+        peer_host=host or "",
     )
-    ctx.headers = join_headers(request.headers.items())  # repeated names joined, as ASGI
     resource = request.match_info.route.resource
     if resource is not None:
         ctx.route = resource.canonical
@@ -98,13 +97,41 @@ def _plain(status: int, text: str) -> web.Response:
     return web.Response(status=status, text=text)
 
 
-def make_middleware(*, factory: RequestContextFactory | None = None, **options: Any) -> Middleware:
+@checked_options
+def make_middleware(
+    *,
+    factory: RequestContextFactory | None = None,
+    on_request: OnRequest | None = None,
+    continue_trace: bool | None = None,
+    policy: RequestIdPolicy | None = None,
+    header: str | None = None,
+    generator: Callable[[], str] | None = None,
+    validator: Callable[[str], bool] | None = None,
+    trusted_proxies: Iterable[str | Network] | None = None,
+    reject_invalid: bool | None = None,
+    reuse_request_id: bool | None = None,
+) -> Middleware:
     """A middleware with its own options (those of `RequestContextFactory`).
 
     Raises:
-        TypeError: an option is invalid.
+        UnknownOptionError: an unknown keyword (a typo); the message lists the valid ones.
+        ConfigurationError / TypeError: an option is unusable.
     """
-    return _build(factory_or_options(factory, options))
+    return _build(
+        build_factory(
+            factory,
+            "make_middleware()",
+            on_request=on_request,
+            continue_trace=continue_trace,
+            policy=policy,
+            header=header,
+            generator=generator,
+            validator=validator,
+            trusted_proxies=trusted_proxies,
+            reject_invalid=reject_invalid,
+            reuse_request_id=reuse_request_id,
+        )
+    )
 
 
 def _build(factory: RequestContextFactory) -> Middleware:
@@ -149,19 +176,47 @@ def _build(factory: RequestContextFactory) -> Middleware:
 request_context_middleware: Middleware = _build(RequestContextFactory())
 
 
+@checked_options
 def setup(
-    app: web.Application, *, factory: RequestContextFactory | None = None, **options: Any
+    app: web.Application,
+    *,
+    factory: RequestContextFactory | None = None,
+    on_request: OnRequest | None = None,
+    continue_trace: bool | None = None,
+    policy: RequestIdPolicy | None = None,
+    header: str | None = None,
+    generator: Callable[[], str] | None = None,
+    validator: Callable[[str], bool] | None = None,
+    trusted_proxies: Iterable[str | Network] | None = None,
+    reject_invalid: bool | None = None,
+    reuse_request_id: bool | None = None,
 ) -> Middleware:
     """Install the middleware (first) and the signal that adds headers to streamed responses.
 
-    Returns the middleware. Call before the app starts.
+    Options are those of `make_middleware`. Returns the middleware. Call before the app starts.
 
     Raises:
-        TypeError: `app` is not an aiohttp Application, or an option is invalid.
+        UnknownOptionError: an unknown keyword (a typo); the message lists the valid ones.
+        TypeError: `app` is not an aiohttp Application, or an option has the wrong type.
+        ConfigurationError: an option has an unusable value.
     """
     if not isinstance(app, web.Application):
         raise TypeError(f"setup() needs an aiohttp web.Application, got {type(app).__name__}")
-    middleware = make_middleware(factory=factory, **options)
+    middleware = _build(
+        build_factory(
+            factory,
+            "setup()",
+            on_request=on_request,
+            continue_trace=continue_trace,
+            policy=policy,
+            header=header,
+            generator=generator,
+            validator=validator,
+            trusted_proxies=trusted_proxies,
+            reject_invalid=reject_invalid,
+            reuse_request_id=reuse_request_id,
+        )
+    )
     used: RequestContextFactory = middleware.__asynclocal_factory__  # type: ignore[attr-defined]
 
     async def on_prepare(request: web.Request, response: web.StreamResponse) -> None:

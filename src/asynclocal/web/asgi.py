@@ -28,22 +28,23 @@ through untouched):
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, MutableMapping
+from collections.abc import Awaitable, Callable, Iterable, MutableMapping
 from http import HTTPStatus
-from inspect import isawaitable
 from typing import Any
 from weakref import ref as _weakref
 
-from .._storage import _reset_or_restore
-from ..request import _context as _context_module
-from ..request._context import RequestRejected, request_storage
-from ..request._ids import InvalidRequestId
-from ..request._scope import (
+from .._options import checked_options
+from ..request._context import RequestContext, RequestRejected
+from ..request._factory import (
     SERVER_KEY,
+    OnRequest,
     RequestContextFactory,
-    factory_or_options,
+    build_factory,
+    enter_request,
+    leave_request,
     served_by_outer,
 )
+from ..request._ids import InvalidRequestId, Network, RequestIdPolicy
 
 __all__ = ["ASGIApp", "RequestContextMiddleware"]
 
@@ -82,24 +83,55 @@ class RequestContextMiddleware:
 
     Args:
         app: the ASGI app to wrap.
-        factory: a `RequestContextFactory` to share; otherwise one is built from
-            `options`: ``on_request`` (hook filling ``ctx.user``/``ctx.access_token``,
-            sync or async), ``header`` (default ``X-Request-ID``), ``generator``,
-            ``validator``, ``trusted_proxies``, ``reject_invalid``.
+        factory: a `RequestContextFactory` to share; otherwise one is built from the
+            other options, which are those of `RequestContextFactory`:
+        on_request: hook filling ``ctx.user``/``ctx.access_token``, sync or async.
+        continue_trace: continue the caller's trace and causation chain (None: the
+            process-wide default, on).
+        policy: a `RequestIdPolicy`, or its options: ``header`` (default
+            ``X-Request-ID``), ``generator``, ``validator``, ``trusted_proxies``,
+            ``reject_invalid``, ``reuse_request_id``.
 
     Raises:
-        TypeError: `app` is not callable, or an option is invalid.
+        UnknownOptionError: an unknown keyword (a typo); the message lists the valid ones.
+        ConfigurationError: an option has an unusable value.
+        TypeError: `app` is not callable, or an option has the wrong type.
     """
 
+    @checked_options
     def __init__(
-        self, app: ASGIApp, *, factory: RequestContextFactory | None = None, **options: Any
+        self,
+        app: ASGIApp,
+        *,
+        factory: RequestContextFactory | None = None,
+        on_request: OnRequest | None = None,
+        continue_trace: bool | None = None,
+        policy: RequestIdPolicy | None = None,
+        header: str | None = None,
+        generator: Callable[[], str] | None = None,
+        validator: Callable[[str], bool] | None = None,
+        trusted_proxies: Iterable[str | Network] | None = None,
+        reject_invalid: bool | None = None,
+        reuse_request_id: bool | None = None,
     ) -> None:
         if not callable(app):
             raise TypeError(
                 f"RequestContextMiddleware(app) needs an ASGI app, got {type(app).__name__}"
             )
         self.app = app
-        self.factory = factory_or_options(factory, options)
+        self.factory = build_factory(
+            factory,
+            "RequestContextMiddleware()",
+            policy=policy,
+            on_request=on_request,
+            continue_trace=continue_trace,
+            header=header,
+            generator=generator,
+            validator=validator,
+            trusted_proxies=trusted_proxies,
+            reject_invalid=reject_invalid,
+            reuse_request_id=reuse_request_id,
+        )
         self._header = self.factory.policy.header_bytes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -125,7 +157,6 @@ class RequestContextMiddleware:
             if not started:
                 kind = message["type"]
                 if kind in _START_TYPES:
-                    started = True
                     # A new list: the app's own list may be reused (a cached response).
                     # The id header is ours: one the app set is replaced, not doubled.
                     # (A plain loop: cheaper than a comprehension on Python 3.11.)
@@ -134,24 +165,21 @@ class RequestContextMiddleware:
                         if pair[0].lower() != header:
                             headers.append(pair)
                     headers.append((header, ctx.request_id.encode()))
-                    if ctx._response_headers or ctx._response_callbacks:
-                        headers.extend(_encode(ctx.response_headers()))
+                    headers.extend(factory.extra_asgi_headers(ctx))
                     message["headers"] = headers
+                    # Only now: had building the headers failed, the 500 below must
+                    # still be sendable, with the id.
+                    started = True
                 elif kind == "websocket.close":
                     started = True
             await send(message)
 
-        var = request_storage._var  # .context_var without the property call
-        token = var.set(ctx)
+        token = enter_request(ctx)
         try:
             try:
-                for initializer in _context_module._initializers:
-                    initializer(ctx)
-                hook = factory.on_request
-                if hook is not None:
-                    pending = hook(ctx)
-                    if pending is not None and isawaitable(pending):
-                        await pending
+                pending = factory.start(ctx)
+                if pending is not None:
+                    await pending
                 await self.app(scope, receive, send_with_id)
             except RequestRejected as exc:
                 if started:
@@ -160,7 +188,7 @@ class RequestContextMiddleware:
                     await send_with_id({"type": "websocket.close", "code": 1008})
                     return
                 await _send_plain(
-                    send_with_id, exc.status_code, exc.public_message, _encode(list(exc.headers))
+                    send, exc.status_code, exc.public_message, self._own_headers(ctx, exc.headers)
                 )
             except Exception as exc:
                 # The server logs the traceback after the context is gone: name the request.
@@ -168,15 +196,24 @@ class RequestContextMiddleware:
                     exc.add_note(f"request_id={ctx.request_id}")
                 if started or kind != "http":
                     raise
-                await _send_plain(send_with_id, 500, HTTPStatus(500).phrase, [])
+                await _send_plain(send, 500, HTTPStatus(500).phrase, self._own_headers(ctx, ()))
                 raise
         finally:
-            # Set and reset happen in this coroutine, so normally in one Context;
-            # _reset_or_restore covers being resumed from another one.
-            try:
-                var.reset(token)
-            except ValueError:
-                _reset_or_restore(var, token, ctx, None)
+            leave_request(token, ctx)
+
+    def _own_headers(
+        self, ctx: RequestContext, extra: Iterable[tuple[str, str]]
+    ) -> list[tuple[bytes, bytes]]:
+        # The id header always; the app's response headers when they encode (they
+        # are validated when added, so they do), never at the cost of the id.
+        own = self._header
+        headers = [pair for pair in _encode(list(extra)) if pair[0] != own]
+        headers.append((own, ctx.request_id.encode()))
+        try:
+            headers.extend(self.factory.extra_asgi_headers(ctx))
+        except Exception:  # a broken extra header must not lose the 500's id
+            pass
+        return headers
 
     async def _reject_invalid(self, kind: str, send: Send, exc: InvalidRequestId) -> None:
         fresh = self.factory.policy.new_id()

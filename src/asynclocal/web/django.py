@@ -6,7 +6,8 @@ Usage (``settings.py``)::
         "asynclocal.web.django.RequestContextMiddleware",   # first
         ...
     ]
-    # optional; every key is a RequestContextFactory option
+    # optional; every key is a RequestContextFactory option (others raise
+    # UnknownOptionError, a ConfigurationError, naming the valid keys)
     ASYNCLOCAL_REQUEST_CONTEXT = {
         "header": "X-Request-ID",
         "on_request": "myproject.auth.load_user",    # dotted path or callable
@@ -36,12 +37,14 @@ except ImportError as exc:  # pragma: no cover - depends on the environment
         "asynclocal.web.django needs the 'django' extra: pip install 'asynclocal[django]'"
     ) from exc
 
+from .._options import unknown_option_error
+from ..errors import ConfigurationError
 from ..request._context import RequestContext, RequestRejected, request_storage
+from ..request._factory import RequestContextFactory, served_by_outer
 from ..request._ids import InvalidRequestId
 from ..request._rejected import joined_rejection_headers
-from ..request._scope import RequestContextFactory, served_by_outer
 
-__all__ = ["SETTINGS_NAME", "RequestContextMiddleware"]
+__all__ = ["SETTINGS_KEYS", "SETTINGS_NAME", "RequestContextMiddleware"]
 
 #: The Django setting holding the `RequestContextFactory` options.
 SETTINGS_NAME = "ASYNCLOCAL_REQUEST_CONTEXT"
@@ -49,15 +52,58 @@ SETTINGS_NAME = "ASYNCLOCAL_REQUEST_CONTEXT"
 GetResponse = Callable[[HttpRequest], Any]
 
 
+#: The keys `ASYNCLOCAL_REQUEST_CONTEXT` accepts (the `RequestContextFactory` options).
+SETTINGS_KEYS = frozenset(
+    {
+        "on_request",
+        "continue_trace",
+        "policy",
+        "header",
+        "generator",
+        "validator",
+        "trusted_proxies",
+        "reject_invalid",
+        "reuse_request_id",
+    }
+)
+_DOTTED = frozenset({"on_request", "generator", "validator"})
+
+
 def _factory_from_settings() -> RequestContextFactory:
-    options = dict(getattr(settings, SETTINGS_NAME, None) or {})
-    hook = options.get("on_request")
-    if isinstance(hook, str):
-        options["on_request"] = import_string(hook)
+    """The factory `settings.ASYNCLOCAL_REQUEST_CONTEXT` describes.
+
+    Raises:
+        UnknownOptionError: a key is not an option (a typo); the message lists the valid ones.
+        ConfigurationError: the setting is not a dict, a dotted path does not import,
+            or a value is unusable.
+    """
+    raw = getattr(settings, SETTINGS_NAME, None)
+    if raw is None:
+        raw = {}
+    if not isinstance(raw, dict):
+        raise ConfigurationError(
+            f"settings.{SETTINGS_NAME} must be a dict of RequestContextFactory options, "
+            f"got {type(raw).__name__}"
+        )
+    unknown = [key for key in raw if key not in SETTINGS_KEYS]
+    if unknown:
+        raise unknown_option_error(f"settings.{SETTINGS_NAME}", map(str, unknown), SETTINGS_KEYS)
+    options = dict(raw)
+    for key in _DOTTED:
+        value = options.get(key)
+        if isinstance(value, str):
+            try:
+                options[key] = import_string(value)
+            except ImportError as exc:
+                raise ConfigurationError(
+                    f"settings.{SETTINGS_NAME}[{key!r}] = {value!r:.100} does not import: {exc}"
+                ) from exc
     try:
         return RequestContextFactory(**options)
-    except TypeError as exc:
-        raise TypeError(f"settings.{SETTINGS_NAME} is invalid: {exc}") from exc
+    except ConfigurationError:
+        raise
+    except (TypeError, ValueError) as exc:
+        raise ConfigurationError(f"settings.{SETTINGS_NAME} is invalid: {exc}") from exc
 
 
 def _plain(status: int, text: str) -> HttpResponse:

@@ -3,10 +3,10 @@
 Usage::
 
     from fastapi import FastAPI
-    from asynclocal.web.fastapi import RequestContextDep, install
+    from asynclocal.web.fastapi import RequestContextDep, add_request_context
 
     app = FastAPI()
-    install(app, on_request=load_user)      # middleware outermost + RequestRejected handler
+    add_request_context(app, on_request=load_user)   # outermost + RequestRejected handler
 
     @app.get("/payments/{payment_id}")
     async def payment(payment_id: str, ctx: RequestContextDep) -> dict[str, str]:
@@ -30,11 +30,12 @@ except ImportError as exc:  # pragma: no cover - depends on the environment
 
 from ..request._context import RequestContext, current_request
 from .asgi import RequestContextMiddleware
-from .starlette import install, request_rejected_handler
+from .starlette import add_request_context, install, request_rejected_handler
 
 __all__ = [
     "RequestContextDep",
     "RequestContextMiddleware",
+    "add_request_context",
     "get_request_context",
     "install",
     "request_rejected_handler",

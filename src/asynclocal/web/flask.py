@@ -19,7 +19,7 @@ status, public message and headers.
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable, Iterable
 
 try:
     from flask import Flask, Response, request
@@ -28,8 +28,10 @@ except ImportError as exc:  # pragma: no cover - depends on the environment
         "asynclocal.web.flask needs the 'flask' extra: pip install 'asynclocal[flask]'"
     ) from exc
 
+from .._options import checked_options
 from ..request._context import RequestRejected, request_storage
-from ..request._scope import RequestContextFactory, factory_or_options
+from ..request._factory import OnRequest, RequestContextFactory, build_factory
+from ..request._ids import Network, RequestIdPolicy
 from .wsgi import RequestContextMiddleware
 
 __all__ = ["RequestContextExtension"]
@@ -53,20 +55,42 @@ class RequestContextExtension:
 
     Args:
         app: initialise this app right away (else call `init_app` later).
-        factory / options: as for `asynclocal.web.wsgi.RequestContextMiddleware`.
+        factory / other options: as for `asynclocal.web.wsgi.RequestContextMiddleware`.
 
     Raises:
-        TypeError: an option is invalid.
+        UnknownOptionError: an unknown keyword (a typo); the message lists the valid ones.
+        ConfigurationError / TypeError: an option is unusable.
     """
 
+    @checked_options
     def __init__(
         self,
         app: Flask | None = None,
         *,
         factory: RequestContextFactory | None = None,
-        **options: Any,
+        on_request: OnRequest | None = None,
+        continue_trace: bool | None = None,
+        policy: RequestIdPolicy | None = None,
+        header: str | None = None,
+        generator: Callable[[], str] | None = None,
+        validator: Callable[[str], bool] | None = None,
+        trusted_proxies: Iterable[str | Network] | None = None,
+        reject_invalid: bool | None = None,
+        reuse_request_id: bool | None = None,
     ) -> None:
-        self.factory = factory_or_options(factory, options)
+        self.factory = build_factory(
+            factory,
+            "RequestContextExtension()",
+            on_request=on_request,
+            continue_trace=continue_trace,
+            policy=policy,
+            header=header,
+            generator=generator,
+            validator=validator,
+            trusted_proxies=trusted_proxies,
+            reject_invalid=reject_invalid,
+            reuse_request_id=reuse_request_id,
+        )
         if app is not None:
             self.init_app(app)
 

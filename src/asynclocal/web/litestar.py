@@ -17,6 +17,7 @@ template (``/items/{item_id}``). As a route-level middleware instead
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
 from typing import Any, cast
 
 try:
@@ -27,9 +28,11 @@ except ImportError as exc:  # pragma: no cover - depends on the environment
         "asynclocal.web.litestar needs the 'litestar' extra: pip install 'asynclocal[litestar]'"
     ) from exc
 
+from .._options import checked_options
 from ..request._context import RequestRejected
+from ..request._factory import OnRequest, RequestContextFactory, build_factory
+from ..request._ids import Network, RequestIdPolicy
 from ..request._rejected import joined_rejection_headers
-from ..request._scope import RequestContextFactory, factory_or_options
 from .asgi import ASGIApp, RequestContextMiddleware
 
 __all__ = ["EXCEPTION_HANDLERS", "middleware", "request_rejected_handler", "wrap"]
@@ -54,20 +57,79 @@ def request_rejected_handler(request: Request[Any, Any, Any], exc: Exception) ->
 EXCEPTION_HANDLERS: dict[type[Exception], Any] = {RequestRejected: request_rejected_handler}
 
 
+@checked_options
 def wrap(
-    app: Litestar, *, factory: RequestContextFactory | None = None, **options: Any
+    app: Litestar,
+    *,
+    factory: RequestContextFactory | None = None,
+    on_request: OnRequest | None = None,
+    continue_trace: bool | None = None,
+    policy: RequestIdPolicy | None = None,
+    header: str | None = None,
+    generator: Callable[[], str] | None = None,
+    validator: Callable[[str], bool] | None = None,
+    trusted_proxies: Iterable[str | Network] | None = None,
+    reject_invalid: bool | None = None,
+    reuse_request_id: bool | None = None,
 ) -> RequestContextMiddleware:
     """`app` wrapped in `RequestContextMiddleware` (options as for that class).
 
     Raises:
-        TypeError: `app` is not a Litestar application, or an option is invalid.
+        UnknownOptionError: an unknown keyword (a typo); the message lists the valid ones.
+        TypeError: `app` is not a Litestar application, or an option has the wrong type.
+        ConfigurationError: an option has an unusable value.
     """
     if not isinstance(app, Litestar):
         raise TypeError(f"wrap() needs a Litestar application, got {type(app).__name__}")
-    return RequestContextMiddleware(cast(ASGIApp, app), factory=factory, **options)
+    return RequestContextMiddleware(
+        cast(ASGIApp, app),
+        factory=build_factory(
+            factory,
+            "wrap()",
+            on_request=on_request,
+            continue_trace=continue_trace,
+            policy=policy,
+            header=header,
+            generator=generator,
+            validator=validator,
+            trusted_proxies=trusted_proxies,
+            reject_invalid=reject_invalid,
+            reuse_request_id=reuse_request_id,
+        ),
+    )
 
 
-def middleware(*, factory: RequestContextFactory | None = None, **options: Any) -> DefineMiddleware:
-    """A route-level ``DefineMiddleware`` for Litestar's ``middleware=[...]``."""
-    factory = factory_or_options(factory, options)
-    return DefineMiddleware(cast(Any, RequestContextMiddleware), factory=factory)
+@checked_options
+def middleware(
+    *,
+    factory: RequestContextFactory | None = None,
+    on_request: OnRequest | None = None,
+    continue_trace: bool | None = None,
+    policy: RequestIdPolicy | None = None,
+    header: str | None = None,
+    generator: Callable[[], str] | None = None,
+    validator: Callable[[str], bool] | None = None,
+    trusted_proxies: Iterable[str | Network] | None = None,
+    reject_invalid: bool | None = None,
+    reuse_request_id: bool | None = None,
+) -> DefineMiddleware:
+    """A route-level ``DefineMiddleware`` for Litestar's ``middleware=[...]`` (same options).
+
+    Raises:
+        UnknownOptionError: an unknown keyword (a typo); the message lists the valid ones.
+        ConfigurationError / TypeError: an option is unusable.
+    """
+    built = build_factory(
+        factory,
+        "middleware()",
+        on_request=on_request,
+        continue_trace=continue_trace,
+        policy=policy,
+        header=header,
+        generator=generator,
+        validator=validator,
+        trusted_proxies=trusted_proxies,
+        reject_invalid=reject_invalid,
+        reuse_request_id=reuse_request_id,
+    )
+    return DefineMiddleware(cast(Any, RequestContextMiddleware), factory=built)

@@ -2,22 +2,25 @@
 
 Usage::
 
-    from asynclocal.web.starlette import install
+    from asynclocal.web.starlette import add_request_context
 
     app = Starlette(routes=[...])
-    install(app, on_request=load_user)
+    add_request_context(app, on_request=load_user)
 
-`install` places `asynclocal.web.asgi.RequestContextMiddleware` *outside*
-Starlette's ``ServerErrorMiddleware``, so the framework's own 500 response
-(its debug page or your ``exception_handlers[500]``) goes out with the id
-header, and registers an exception handler so `RequestRejected` raised in a
-route answers with its status and headers. ``app.add_middleware(RequestContextMiddleware)``
-works too; there the middleware answers unhandled exceptions itself with a
-plain 500 carrying the id, because Starlette's error page would bypass it.
+`add_request_context` (also importable as `install`, its first name; it is
+per app, not process-wide) places `asynclocal.web.asgi.RequestContextMiddleware`
+*outside* Starlette's ``ServerErrorMiddleware``, so the framework's own 500
+response (its debug page or your ``exception_handlers[500]``) goes out with the
+id header, and registers an exception handler so `RequestRejected` raised in a
+route answers with its status and headers.
+``app.add_middleware(RequestContextMiddleware)`` works too; there the
+middleware answers unhandled exceptions itself with a plain 500 carrying the
+id, because Starlette's error page would bypass it.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
 from typing import Any
 
 try:
@@ -29,11 +32,13 @@ except ImportError as exc:  # pragma: no cover - depends on the environment
         "asynclocal.web.starlette needs the 'starlette' extra: pip install 'asynclocal[starlette]'"
     ) from exc
 
+from .._options import checked_options
 from ..request._context import RequestRejected
-from ..request._scope import RequestContextFactory
+from ..request._factory import OnRequest, RequestContextFactory
+from ..request._ids import Network, RequestIdPolicy
 from .asgi import ASGIApp, RequestContextMiddleware
 
-__all__ = ["RequestContextMiddleware", "install", "request_rejected_handler"]
+__all__ = ["RequestContextMiddleware", "add_request_context", "install", "request_rejected_handler"]
 
 _INSTALLED = "_asynclocal_request_context"
 
@@ -48,29 +53,61 @@ async def request_rejected_handler(request: Request, exc: Exception) -> Response
     return response
 
 
-def install(
-    app: Starlette, *, factory: RequestContextFactory | None = None, **options: Any
+@checked_options
+def add_request_context(
+    app: Starlette,
+    *,
+    factory: RequestContextFactory | None = None,
+    on_request: OnRequest | None = None,
+    continue_trace: bool | None = None,
+    policy: RequestIdPolicy | None = None,
+    header: str | None = None,
+    generator: Callable[[], str] | None = None,
+    validator: Callable[[str], bool] | None = None,
+    trusted_proxies: Iterable[str | Network] | None = None,
+    reject_invalid: bool | None = None,
+    reuse_request_id: bool | None = None,
 ) -> RequestContextMiddleware:
-    """Wrap `app`'s whole middleware stack in `RequestContextMiddleware` (outermost).
+    """Give every request of `app` its context: `RequestContextMiddleware` outermost.
 
-    Options are those of `RequestContextMiddleware`. Call it before the app
-    serves its first request. Returns the middleware (its ``factory`` is shared).
+    It wraps the whole middleware stack (``ServerErrorMiddleware`` included, so
+    Starlette's own 500 carries the id) and registers the `RequestRejected`
+    handler. Options are those of `RequestContextMiddleware`. Per app: call it
+    before the app serves its first request. Returns the middleware (its
+    ``factory`` is shared). `install` is the same function under its first name.
 
     Raises:
-        TypeError: `app` is not a Starlette application.
-        RuntimeError: the app already started serving, or `install` was already called.
+        UnknownOptionError: an unknown keyword (a typo); the message lists the valid ones.
+        TypeError: `app` is not a Starlette application, or an option has the wrong type.
+        ConfigurationError: an option has an unusable value.
+        RuntimeError: the app already started serving, or the context was already added.
     """
     if not isinstance(app, Starlette):
         raise TypeError(
-            f"install() needs a Starlette or FastAPI application, got {type(app).__name__}; "
+            "add_request_context() needs a Starlette or FastAPI application, got "
+            f"{type(app).__name__}; "
             "wrap other ASGI apps with RequestContextMiddleware(app)"
         )
     if app.middleware_stack is not None:
-        raise RuntimeError("install() must be called before the app serves its first request")
+        raise RuntimeError(
+            "add_request_context() must be called before the app serves its first request"
+        )
     if getattr(app, _INSTALLED, None) is not None:
         raise RuntimeError("asynclocal's request context is already installed on this app")
     build = app.build_middleware_stack
-    holder = RequestContextMiddleware(_not_built, factory=factory, **options)
+    holder = RequestContextMiddleware(
+        _not_built,
+        factory=factory,
+        on_request=on_request,
+        continue_trace=continue_trace,
+        policy=policy,
+        header=header,
+        generator=generator,
+        validator=validator,
+        trusted_proxies=trusted_proxies,
+        reject_invalid=reject_invalid,
+        reuse_request_id=reuse_request_id,
+    )
 
     def build_middleware_stack() -> ASGIApp:
         holder.app = build()
@@ -80,6 +117,10 @@ def install(
     app.add_exception_handler(RequestRejected, request_rejected_handler)
     setattr(app, _INSTALLED, holder)
     return holder
+
+
+#: The first name of `add_request_context` (kept: per-app, not process-wide).
+install = add_request_context
 
 
 async def _not_built(scope: Any, receive: Any, send: Any) -> None:  # pragma: no cover

@@ -31,15 +31,17 @@ from collections.abc import Callable, Iterable, Iterator
 from http import HTTPStatus
 from typing import Any
 
+from .._options import checked_options
 from ..request._context import RequestContext, RequestRejected, request_storage
-from ..request._ids import InvalidRequestId
-from ..request._scope import (
+from ..request._factory import (
     SERVER_KEY,
+    OnRequest,
     RequestContextFactory,
-    factory_or_options,
+    build_factory,
     mark_served,
     served_by_outer,
 )
+from ..request._ids import InvalidRequestId, Network, RequestIdPolicy
 
 __all__ = ["RequestContextMiddleware", "StartResponse", "WSGIApp"]
 
@@ -85,23 +87,50 @@ class RequestContextMiddleware:
 
     Args:
         app: the WSGI app to wrap.
-        factory: a `RequestContextFactory` to share; otherwise one is built from
-            `options` (``on_request`` (a plain function here), ``header``,
-            ``generator``, ``validator``, ``trusted_proxies``, ``reject_invalid``).
+        factory: a `RequestContextFactory` to share; otherwise one is built from the
+            other options, those of `RequestContextFactory` (``on_request`` must be a
+            plain function here).
 
     Raises:
-        TypeError: `app` is not callable, or an option is invalid.
+        UnknownOptionError: an unknown keyword (a typo); the message lists the valid ones.
+        ConfigurationError: an option has an unusable value.
+        TypeError: `app` is not callable, or an option has the wrong type.
     """
 
+    @checked_options
     def __init__(
-        self, app: WSGIApp, *, factory: RequestContextFactory | None = None, **options: Any
+        self,
+        app: WSGIApp,
+        *,
+        factory: RequestContextFactory | None = None,
+        on_request: OnRequest | None = None,
+        continue_trace: bool | None = None,
+        policy: RequestIdPolicy | None = None,
+        header: str | None = None,
+        generator: Callable[[], str] | None = None,
+        validator: Callable[[str], bool] | None = None,
+        trusted_proxies: Iterable[str | Network] | None = None,
+        reject_invalid: bool | None = None,
+        reuse_request_id: bool | None = None,
     ) -> None:
         if not callable(app):
             raise TypeError(
                 f"RequestContextMiddleware(app) needs a WSGI app, got {type(app).__name__}"
             )
         self.app = app
-        self.factory = factory_or_options(factory, options)
+        self.factory = build_factory(
+            factory,
+            "RequestContextMiddleware()",
+            on_request=on_request,
+            continue_trace=continue_trace,
+            policy=policy,
+            header=header,
+            generator=generator,
+            validator=validator,
+            trusted_proxies=trusted_proxies,
+            reject_invalid=reject_invalid,
+            reuse_request_id=reuse_request_id,
+        )
 
     def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
         if SERVER_KEY in environ and served_by_outer(environ):  # an outer one serves it

@@ -1,23 +1,46 @@
-"""Starting a request, independent of any framework.
+"""Starting a request, independent of any framework: the one request factory.
 
-`RequestContextFactory` turns what every server knows (method, path, headers,
-peer address) into a `RequestContext`: it applies the `RequestIdPolicy`,
-runs the registered request initializers and then the app's ``on_request``
-hook. Every web integration and `with_request_context` go through it, so they
-all behave the same.
+`RequestContextFactory` turns what every ingress knows (method, path, headers,
+peer address) into a `RequestContext`: the `RequestIdPolicy` decides the id and
+the causation chain, the caller's trace is continued (``continue_trace``), the
+registered request initializers run and then the app's ``on_request`` hook.
+Every web integration, the Lambda wrapper, the task workers and
+`with_request_context` go through it, so they all behave the same.
 """
 
 from __future__ import annotations
 
+import contextvars
 import inspect
 import weakref
 from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping, MutableMapping
-from typing import Any, TypeVar
+from contextvars import Token
+from typing import TYPE_CHECKING, Any, TypeVar
 
-from ._context import RequestContext, request_storage, run_request_initializers
-from ._ids import RequestIdPolicy
+from .._fallback import reset_or_restore
+from .._options import checked_options
+from .._snapshot import run_coroutine_in
+from ._context import (
+    RequestContext,
+    encoded_response_headers,
+    new_request_context,
+    request_storage,
+    run_request_initializers,
+)
+from ._ids import Network, RequestIdPolicy
 
-__all__ = ["OnRequest", "RequestContextFactory", "with_request_context"]
+if TYPE_CHECKING:
+    from ..propagation._continue import _Continuer
+
+__all__ = [
+    "OnRequest",
+    "RequestContextFactory",
+    "continue_trace_default",
+    "enter_request",
+    "leave_request",
+    "set_continue_trace_default",
+    "with_request_context",
+]
 
 R = TypeVar("R")
 
@@ -82,6 +105,40 @@ class AsgiRequestContext(RequestContext):
 
 
 _as_bytes: dict[frozenset[str], frozenset[bytes]] = {}
+
+_request_var = request_storage.context_var
+
+# The process-wide default of ``continue_trace`` for factories built without it:
+# on, changed only by an explicit `asynclocal.propagation.install()`/`uninstall()`.
+_continue_default = True
+
+
+def set_continue_trace_default(value: bool) -> None:
+    """Set the process-wide ``continue_trace`` default (`propagation.install/uninstall`)."""
+    global _continue_default
+    _continue_default = bool(value)
+
+
+def continue_trace_default() -> bool:
+    """The process-wide ``continue_trace`` default (True unless `propagation.uninstall()` ran)."""
+    return _continue_default
+
+
+def enter_request(ctx: RequestContext) -> Token[RequestContext | None]:
+    """Make `ctx` the current request in this context; `leave_request` undoes it."""
+    return _request_var.set(ctx)
+
+
+def leave_request(token: Token[RequestContext | None], ctx: RequestContext) -> None:
+    """Undo `enter_request`, even when resumed in another context (the one reset-or-restore).
+
+    A token set in another `contextvars.Context` cannot be reset; the previous
+    value is then put back by hand when `ctx` is still the current store.
+    """
+    try:
+        _request_var.reset(token)
+    except ValueError:
+        reset_or_restore(_request_var, token, ctx, None)
 
 
 class _LazyHeaders(Mapping[str, str]):
@@ -207,83 +264,191 @@ class RequestContextFactory:
     """Builds each request's `RequestContext` and runs the start-of-request hooks.
 
     Args:
-        policy: the `RequestIdPolicy`; built from `policy_options` when omitted.
+        policy: the `RequestIdPolicy` (id header, generator, validator, trust, reuse of
+            the caller's id); built from the policy keywords below when omitted.
         on_request: the app's hook ``on_request(ctx)`` (sync or ``async``), run after
             the registered initializers, inside the request's context.
-        **policy_options: `RequestIdPolicy` arguments (`header`, `generator`,
-            `validator`, `trusted_proxies`, `reject_invalid`).
+        continue_trace: continue the caller's trace and causation chain
+            (``traceparent``/``tracestate``/``baggage`` and the root/parent ids the
+            policy trusts). None (default) follows the process-wide default, which
+            is on; `asynclocal.propagation.uninstall()` turns that default off.
+        header, generator, validator, trusted_proxies, reject_invalid, reuse_request_id:
+            `RequestIdPolicy` arguments, when no `policy` is given.
 
     Raises:
-        TypeError: both `policy` and `policy_options` were given, or `on_request`
-            is not callable.
+        UnknownOptionError: an unknown keyword (a typo); the message lists the valid ones.
+        ConfigurationError: a value is unusable.
+        TypeError: both `policy` and policy keywords were given, `on_request` is not
+            callable, or an option has the wrong type.
     """
 
-    __slots__ = ("_header_bytes", "_http_key", "_resolve", "on_request", "policy")
+    __slots__ = (
+        "_continuer",
+        "_environ_id_keys",
+        "_environ_keys",
+        "_header_bytes",
+        "_http_key",
+        "_wanted",
+        "_wanted_ids",
+        "continue_trace",
+        "on_request",
+        "policy",
+    )
 
+    @checked_options
     def __init__(
         self,
         *,
         policy: RequestIdPolicy | None = None,
         on_request: OnRequest | None = None,
-        **policy_options: Any,
+        continue_trace: bool | None = None,
+        header: str | None = None,
+        generator: Callable[[], str] | None = None,
+        validator: Callable[[str], bool] | None = None,
+        trusted_proxies: Iterable[str | Network] | None = None,
+        reject_invalid: bool | None = None,
+        reuse_request_id: bool | None = None,
     ) -> None:
-        if policy is not None and policy_options:
-            raise TypeError(
-                "pass either policy=RequestIdPolicy(...) or its options "
-                f"({', '.join(sorted(policy_options))}), not both"
+        given: dict[str, Any] = {
+            name: value
+            for name, value in (
+                ("header", header),
+                ("generator", generator),
+                ("validator", validator),
+                ("trusted_proxies", trusted_proxies),
+                ("reject_invalid", reject_invalid),
+                ("reuse_request_id", reuse_request_id),
             )
-        if policy is not None and not isinstance(policy, RequestIdPolicy):
-            raise TypeError(f"policy must be a RequestIdPolicy, got {type(policy).__name__}")
+            if value is not None
+        }
+        if policy is not None:
+            if given:
+                raise TypeError(
+                    "pass either policy=RequestIdPolicy(...) or its options "
+                    f"({', '.join(sorted(given))}), not both"
+                )
+            if not isinstance(policy, RequestIdPolicy):
+                raise TypeError(f"policy must be a RequestIdPolicy, got {type(policy).__name__}")
         if on_request is not None and not callable(on_request):
             raise TypeError(
                 "on_request must be a callable(ctx), sync or async, got "
                 f"{type(on_request).__name__}"
             )
-        self.policy = policy if policy is not None else RequestIdPolicy(**policy_options)
+        if continue_trace is not None and not isinstance(continue_trace, bool):
+            raise TypeError(
+                f"continue_trace must be a bool or None, got {type(continue_trace).__name__}"
+            )
+        self.policy = policy if policy is not None else RequestIdPolicy(**given)
         self.on_request = on_request
-        self._resolve = self.policy.resolve
-        self._header_bytes = self.policy.header_bytes
-        self._http_key = "HTTP_" + self.policy.header.upper().replace("-", "_")
+        self.continue_trace = continue_trace
+        self._continuer: _Continuer | None = None
+        pol = self.policy
+        self._header_bytes = pol.header_bytes
+        self._http_key = "HTTP_" + pol.header.upper().replace("-", "_")
+        ids = {pol.header_bytes: pol.header_lower}
+        if pol.root_header_bytes is not None and pol.root_header_lower is not None:
+            ids[pol.root_header_bytes] = pol.root_header_lower
+        self._wanted_ids: dict[bytes, str] = ids
+        self._wanted: dict[bytes, str] = {
+            **ids,
+            b"traceparent": "traceparent",
+            b"tracestate": "tracestate",
+            b"baggage": "baggage",
+        }
+        self._environ_keys: tuple[tuple[str, str], ...] = tuple(
+            (name, "HTTP_" + name.upper().replace("-", "_")) for name in self._wanted.values()
+        )
+        self._environ_id_keys = self._environ_keys[: len(ids)]
 
     @property
     def header(self) -> str:
         """The request/response header carrying the id."""
         return self.policy.header
 
+    def continues(self) -> bool:
+        """Whether requests built now continue the caller's trace and chain."""
+        value = self.continue_trace
+        return _continue_default if value is None else value
+
+    def _trace(self) -> _Continuer:
+        continuer = self._continuer
+        if continuer is None:
+            # Imported on first use: propagation builds on this package, not the reverse.
+            from ..propagation._continue import CONTINUER
+
+            continuer = self._continuer = CONTINUER
+        return continuer
+
     # -- building -----------------------------------------------------------
 
-    def from_asgi(self, scope: Mapping[str, Any]) -> AsgiRequestContext:
+    def _build(
+        self,
+        cls: type[_C],
+        found: Mapping[str, str] | None,
+        host: str | None,
+        method: str,
+        path: str,
+        client: str | None,
+        headers: Mapping[str, str],
+        continues: bool,
+        fresh_id: str | None = None,
+    ) -> _C:
+        """The context, given the governed headers that came in (`found`, lower-case names)."""
+        policy = self.policy
+        if found is None:
+            rid = policy.new_id() if fresh_id is None else fresh_id
+            ctx = new_request_context(cls, rid, method, path, client, headers, rid, None)
+            if continues:
+                self._trace().start(ctx)
+            return ctx
+        root_name = policy.root_header_lower
+        rid, root, parent = policy.decide(
+            found.get(policy.header_lower),
+            found.get(root_name) if continues and root_name is not None else None,
+            host,
+            fresh_id,
+        )
+        ctx = new_request_context(cls, rid, method, path, client, headers, root, parent)
+        if continues:
+            traceparent = found.get("traceparent")
+            baggage = found.get("baggage")
+            if (traceparent is None and baggage is None) or not policy.trusts(host):
+                self._trace().start(ctx)
+            else:
+                self._trace().follow(ctx, traceparent, found.get("tracestate"), baggage)
+        return ctx
+
+    def from_asgi(self, scope: Mapping[str, Any]) -> RequestContext:
         """The context for an ASGI ``http`` or ``websocket`` scope.
 
         Raises:
             InvalidRequestId: the incoming id is invalid and the policy rejects it.
         """
-        wanted = self._header_bytes
-        incoming: str | None = None
-        repeated: list[str] | None = None
+        continues = self.continue_trace
+        if continues is None:
+            continues = _continue_default
+        wanted = self._wanted if continues else self._wanted_ids
+        found: dict[str, list[str]] | None = None
         raw = scope.get("headers") or ()
         for name, value in raw:
-            if name == wanted:
-                # A repeated id header is joined as WSGI servers and Django do,
-                # which no validator accepts: every server treats it as invalid.
-                # Joined once, after the loop: linear in the number of repeats.
-                text = value.decode("latin-1")
-                if incoming is None:
-                    incoming = text
-                elif repeated is None:
-                    repeated = [incoming, text]
-                else:
-                    repeated.append(text)
-        if repeated is not None:
-            incoming = ", ".join(repeated)
+            key = wanted.get(name)
+            if key is not None:
+                if found is None:
+                    found = {}
+                # A repeated header is joined as WSGI servers and Django do; for the
+                # id header no validator accepts the result: it counts as invalid.
+                found.setdefault(key, []).append(value.decode("latin-1"))
         client = scope.get("client")
         host = client[0] if client else None
-        ctx = AsgiRequestContext._for_request(
-            self._resolve(incoming, host),
+        ctx = self._build(
+            AsgiRequestContext,
+            None if found is None else {k: ", ".join(v) for k, v in found.items()},
+            host,
             scope.get("method", "GET"),
             scope.get("path", ""),
             f"{host}:{client[1]}" if client else None,
             _LazyHeaders(raw),
+            continues,
         )
         ctx._scope = scope
         return ctx
@@ -294,14 +459,27 @@ class RequestContextFactory:
         Raises:
             InvalidRequestId: the incoming id is invalid and the policy rejects it.
         """
+        continues = self.continue_trace
+        if continues is None:
+            continues = _continue_default
+        found: dict[str, str] | None = None
+        for name, key in self._environ_keys if continues else self._environ_id_keys:
+            value = environ.get(key)
+            if isinstance(value, str):
+                if found is None:
+                    found = {}
+                found[name] = value
         host = environ.get("REMOTE_ADDR") or None
         port = environ.get("REMOTE_PORT")
-        return RequestContext._for_request(
-            self._resolve(environ.get(self._http_key), host),
+        return self._build(
+            RequestContext,
+            found,
+            host,
             environ.get("REQUEST_METHOD", "GET"),
             _wsgi_text(environ.get("SCRIPT_NAME", "") + environ.get("PATH_INFO", "")),
             (f"{host}:{port}" if port else host) if host else None,
             _LazyHeaders(environ, True),
+            continues,
         )
 
     def from_headers(
@@ -311,8 +489,17 @@ class RequestContextFactory:
         method: str = "",
         path: str = "",
         client: str | None = None,
+        peer_host: str | None = None,
+        fresh_id: str | None = None,
     ) -> RequestContext:
         """The context for a plain mapping of headers (names in any case).
+
+        Also what non-HTTP ingresses use (the Lambda wrapper, task workers): their
+        carrier is `headers`, and `fresh_id` (the invocation's or task's id) is used
+        wherever the policy would generate an id.
+
+        `client` is the peer, ``"host:port"`` or a bare host; trust is decided on
+        `peer_host` when given, else on the host part of `client`.
 
         Raises:
             TypeError: a header name or value is not a str.
@@ -325,15 +512,15 @@ class RequestContextFactory:
                     "with_request_context() header mappings must map str names to str values"
                 )
             lowered[name.lower()] = value
-        host = client.rsplit(":", 1)[0] if client and client.count(":") == 1 else client
-        ctx = RequestContext(
-            self._resolve(lowered.get(self.policy.header_lower), host),
-            method=method,
-            path=path,
-            client=client,
+        host = peer_host
+        if host is None:
+            host = client.rsplit(":", 1)[0] if client and client.count(":") == 1 else client
+        continues = self.continues()
+        names = self._wanted.values() if continues else self._wanted_ids.values()
+        found = {name: lowered[name] for name in names if name in lowered} or None
+        return self._build(
+            RequestContext, found, host, method, path, client, lowered, continues, fresh_id
         )
-        ctx.headers = lowered
-        return ctx
 
     def from_request(self, request: object) -> RequestContext:
         """The context for an ASGI scope, a WSGI environ, or a mapping of headers.
@@ -411,45 +598,94 @@ class RequestContextFactory:
         """The headers to add to the response: the id header, then ``ctx.response_headers()``."""
         return [(self.policy.header, ctx.request_id), *ctx.response_headers()]
 
+    def extra_asgi_headers(self, ctx: RequestContext) -> list[tuple[bytes, bytes]]:
+        """``ctx.response_headers()`` encoded for ASGI (lower-case names); [] when none."""
+        return encoded_response_headers(ctx)
+
+
+_C = TypeVar("_C", bound=RequestContext)
+
 
 async def _run_async(
     factory: RequestContextFactory, ctx: RequestContext, handler: Callable[[], Awaitable[R]]
 ) -> R:
-    with request_storage.scope(ctx):
-        pending = factory.start(ctx)
-        if pending is not None:
-            await pending
-        return await handler()
+    request_storage.enter_with(ctx)  # in the private copy of the context
+    pending = factory.start(ctx)
+    if pending is not None:
+        await pending
+    return await handler()
 
 
-def factory_or_options(
-    factory: RequestContextFactory | None, options: dict[str, Any], where: str = ""
+def build_factory(
+    factory: RequestContextFactory | None,
+    where: str,
+    *,
+    policy: RequestIdPolicy | None = None,
+    on_request: OnRequest | None = None,
+    continue_trace: bool | None = None,
+    header: str | None = None,
+    generator: Callable[[], str] | None = None,
+    validator: Callable[[str], bool] | None = None,
+    trusted_proxies: Iterable[str | Network] | None = None,
+    reject_invalid: bool | None = None,
+    reuse_request_id: bool | None = None,
 ) -> RequestContextFactory:
-    """`factory`, or a `RequestContextFactory` built from `options` (what middlewares take).
+    """`factory`, or a `RequestContextFactory` built from the options (what setups take).
 
     Raises:
-        TypeError: both are given, or an option is invalid.
+        TypeError: both a factory and options are given.
+        ConfigurationError: an option is unusable.
     """
+    options: dict[str, Any] = {
+        name: value
+        for name, value in (
+            ("policy", policy),
+            ("on_request", on_request),
+            ("continue_trace", continue_trace),
+            ("header", header),
+            ("generator", generator),
+            ("validator", validator),
+            ("trusted_proxies", trusted_proxies),
+            ("reject_invalid", reject_invalid),
+            ("reuse_request_id", reuse_request_id),
+        )
+        if value is not None
+    }
     if factory is None:
         return RequestContextFactory(**options)
+    if not isinstance(factory, RequestContextFactory):
+        raise TypeError(f"factory must be a RequestContextFactory, got {type(factory).__name__}")
     if options:
-        raise TypeError(f"pass either factory=... or its options{where}, not both")
+        raise TypeError(
+            f"pass either factory=... or its options ({', '.join(sorted(options))}) to {where}, "
+            "not both"
+        )
     return factory
 
 
 def _run_sync(factory: RequestContextFactory, ctx: RequestContext, handler: Callable[[], R]) -> R:
+    request_storage.enter_with(ctx)  # in the private copy of the context
     factory.start_sync(ctx)
     return handler()
 
 
+@checked_options
 def with_request_context(
     request: object,
     handler: Callable[[], R],
     *,
     factory: RequestContextFactory | None = None,
-    **options: Any,
+    policy: RequestIdPolicy | None = None,
+    on_request: OnRequest | None = None,
+    continue_trace: bool | None = None,
+    header: str | None = None,
+    generator: Callable[[], str] | None = None,
+    validator: Callable[[str], bool] | None = None,
+    trusted_proxies: Iterable[str | Network] | None = None,
+    reject_invalid: bool | None = None,
+    reuse_request_id: bool | None = None,
 ) -> R:
-    """Run `handler()` as one request, for code that has no middleware.
+    """Run `handler()` as one request, in a new context, for code that has no middleware.
 
     The Python form of Node's ``withRequestContext(req, res, handler)``:
     `request` is an ASGI scope, a WSGI environ or a plain mapping of headers
@@ -458,12 +694,16 @@ def with_request_context(
     and `handler` runs with the context visible to everything it starts. An
     ``async`` handler makes the call return a coroutine to await.
 
+    The handler runs in a copy of the caller's context: whatever it sets (in any
+    `AsyncLocalStorage`, by `enter_with` included, or any `ContextVar`) is seen
+    neither by the caller afterwards nor by the next request.
+
     Args:
-        factory: a shared `RequestContextFactory`; otherwise one is built from `options`
-            (`on_request`, `header`, `generator`, `validator`, `trusted_proxies`,
-            `reject_invalid`). Build it once for hot paths.
+        factory: a shared `RequestContextFactory`; otherwise one is built from the
+            other options (those of `RequestContextFactory`). Build it once for hot paths.
 
     Raises:
+        UnknownOptionError: an unknown keyword; the message lists the valid ones.
         TypeError: `handler` is not callable, `request` is of an unknown kind, or an
             async ``on_request`` hook is used with a synchronous handler.
         InvalidRequestId: the incoming id is invalid and ``reject_invalid`` is set.
@@ -473,10 +713,29 @@ def with_request_context(
             f"with_request_context() expected a zero-argument callable as handler, got "
             f"{type(handler).__name__}"
         )
-    factory = factory_or_options(factory, options, " to with_request_context()")
+    factory = build_factory(
+        factory,
+        "with_request_context()",
+        policy=policy,
+        on_request=on_request,
+        continue_trace=continue_trace,
+        header=header,
+        generator=generator,
+        validator=validator,
+        trusted_proxies=trusted_proxies,
+        reject_invalid=reject_invalid,
+        reuse_request_id=reuse_request_id,
+    )
     ctx = factory.from_request(request)
+    context = contextvars.copy_context()
     if inspect.iscoroutinefunction(handler) or inspect.iscoroutinefunction(
         getattr(handler, "__call__", None)  # noqa: B004
     ):
-        return _run_async(factory, ctx, handler)  # type: ignore[arg-type,return-value]
-    return request_storage.run(ctx, _run_sync, factory, ctx, handler)
+        coro: Any = context.run(_run_async, factory, ctx, handler)  # type: ignore[arg-type]
+        return run_coroutine_in(context, coro)  # type: ignore[return-value]
+    result = context.run(_run_sync, factory, ctx, handler)
+    if inspect.iscoroutine(result):
+        # A plain function that returned a coroutine (``lambda: handler(n)``):
+        # every step of it still runs in the request's context.
+        return run_coroutine_in(context, result)  # type: ignore[return-value]
+    return result
