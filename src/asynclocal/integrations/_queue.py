@@ -209,7 +209,7 @@ def restore(
         _text_carrier(message.carrier if message is not None else {}),
         method=method,
         path=task_name,
-        fresh_id=task_id,
+        own_id=task_id,
     )
     ctx.route = task_name
     if message is not None:

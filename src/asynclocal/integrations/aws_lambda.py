@@ -48,8 +48,8 @@ from ..request import (
     is_valid_request_id,
     request_storage,
 )
-from ..request._rejected import joined_rejection_headers
 from ..request._factory import join_headers
+from ..request._rejected import joined_rejection_headers
 
 __all__ = ["XRAY_ENV", "lambda_handler", "parse_xray_trace_header", "request_context_for"]
 
@@ -180,7 +180,7 @@ def request_context_for(
                 ),
             }
     return factory.from_headers(
-        headers, method=method, path=path, client=client, peer_host=client or "", fresh_id=fresh
+        headers, method=method, path=path, client=client, peer_host=client or "", own_id=fresh
     )
 
 

@@ -391,12 +391,12 @@ class RequestContextFactory:
         client: str | None,
         headers: Mapping[str, str],
         continues: bool,
-        fresh_id: str | None = None,
+        own_id: str | None = None,
     ) -> _C:
         """The context, given the governed headers that came in (`found`, lower-case names)."""
         policy = self.policy
         if found is None:
-            rid = policy.new_id() if fresh_id is None else fresh_id
+            rid = policy.new_id() if own_id is None else own_id
             ctx = new_request_context(cls, rid, method, path, client, headers, rid, None)
             if continues:
                 self._trace().start(ctx)
@@ -406,7 +406,7 @@ class RequestContextFactory:
             found.get(policy.header_lower),
             found.get(root_name) if continues and root_name is not None else None,
             host,
-            fresh_id,
+            own_id,
         )
         ctx = new_request_context(cls, rid, method, path, client, headers, root, parent)
         if continues:
@@ -490,13 +490,14 @@ class RequestContextFactory:
         path: str = "",
         client: str | None = None,
         peer_host: str | None = None,
-        fresh_id: str | None = None,
+        own_id: str | None = None,
     ) -> RequestContext:
         """The context for a plain mapping of headers (names in any case).
 
         Also what non-HTTP ingresses use (the Lambda wrapper, task workers): their
-        carrier is `headers`, and `fresh_id` (the invocation's or task's id) is used
-        wherever the policy would generate an id.
+        carrier is `headers`, and `own_id` (the invocation's or task's id) is the
+        request's id unless it continues an asynclocal caller with
+        ``reuse_request_id`` (see `RequestIdPolicy.decide`).
 
         `client` is the peer, ``"host:port"`` or a bare host; trust is decided on
         `peer_host` when given, else on the host part of `client`.
@@ -519,7 +520,7 @@ class RequestContextFactory:
         names = self._wanted.values() if continues else self._wanted_ids.values()
         found = {name: lowered[name] for name in names if name in lowered} or None
         return self._build(
-            RequestContext, found, host, method, path, client, lowered, continues, fresh_id
+            RequestContext, found, host, method, path, client, lowered, continues, own_id
         )
 
     def from_request(self, request: object) -> RequestContext:

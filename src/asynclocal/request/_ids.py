@@ -239,14 +239,16 @@ class RequestIdPolicy:
         incoming: str | None,
         incoming_root: str | None,
         peer_host: str | None,
-        fresh_id: str | None = None,
+        own_id: str | None = None,
     ) -> tuple[str, str, str | None]:
         """``(request_id, root_request_id, parent_request_id)`` for an incoming request.
 
         `incoming` and `incoming_root` are the raw values of `header` and
         `root_header` (None when absent); `peer_host` is the peer address.
-        Values from untrusted peers are ignored. `fresh_id` replaces the
-        generator where a fresh id is needed (a task id, a Lambda request id).
+        Values from untrusted peers are ignored. `own_id` is the id an ingress
+        that has one brings (a task id, a Lambda request id): it replaces the
+        generator, and a lone id header is then not adopted (unless
+        ``reuse_request_id``), so the request keeps its own id.
 
         Raises:
             InvalidRequestId: the id is invalid, the peer trusted and ``reject_invalid`` set.
@@ -260,13 +262,15 @@ class RequestIdPolicy:
                         # An asynclocal caller: continue its chain.
                         if self.reuse_request_id:
                             return incoming, incoming_root.strip(), None
-                        fresh = self.new_id() if fresh_id is None else fresh_id
+                        fresh = self.new_id() if own_id is None else own_id
                         return fresh, incoming_root.strip(), incoming
-                    return incoming, incoming, None
+                    if own_id is None or self.reuse_request_id:
+                        return incoming, incoming, None
+                    return own_id, own_id, None
                 if self.reject_invalid:
                     raise InvalidRequestId()
-        if fresh_id is not None:
-            return fresh_id, fresh_id, None
+        if own_id is not None:
+            return own_id, own_id, None
         rid = generate_request_id() if self._default_generator else self.new_id()
         return rid, rid, None
 
