@@ -179,16 +179,15 @@ def activate_message(
     one. Never raises; `Activation.undo` puts the previous context back.
     """
     raw: object = None
-    carrier: dict[str, str] = {}
+    items: list[tuple[Any, Any]] = []
     if headers:
         try:
             items = list(headers.items())
+            raw = headers.get(HEADER)
         except Exception:
-            items = []
-        for key, value in items:
-            if key == HEADER:
-                raw = value.decode("utf-8", "replace") if isinstance(value, bytes) else value
-        carrier = metadata_text(items)
+            items, raw = [], None
+        if isinstance(raw, bytes):
+            raw = raw.decode("utf-8", "replace")
     if isinstance(raw, str) and len(raw) > MAX_CONTEXT_HEADER:
         raw = None
     request_id = message_id if is_valid_request_id(message_id) else new_request_id()
@@ -196,7 +195,8 @@ def activate_message(
     activation = Activation(request_id, raw)
     try:
         message = decode(raw) if isinstance(raw, str) else None
-        if message is None:
+        if message is None:  # a publisher without asynclocal: its plain headers
+            carrier = metadata_text(items)
             carrier.pop(HEADER, None)
             message = MessageContext(carrier=carrier)
         restore(
