@@ -38,8 +38,9 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "src"))
 
-from asynclocal import RequestContext, request_storage  # noqa: E402
 from tests.support.brokers import BrokerMissing, run_nats, run_rabbitmq, run_redis  # noqa: E402
+
+from asynclocal import RequestContext, request_storage  # noqa: E402
 
 
 def _request() -> RequestContext:
