@@ -10,7 +10,6 @@ causation chain, no baggage).
 
 from __future__ import annotations
 
-import ipaddress
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -21,7 +20,6 @@ from ..propagation._targets import PropagationTargets
 from ..request import (
     RequestContext,
     RequestContextFactory,
-    RequestIdPolicy,
     is_valid_request_id,
     request_storage,
 )
@@ -35,7 +33,6 @@ __all__ = [
     "message_headers",
     "metadata_text",
     "outgoing_pairs",
-    "peer_trusted",
 ]
 
 #: Longer metadata values are dropped before anything reads them.
@@ -80,22 +77,6 @@ def metadata_text(pairs: Iterable[tuple[Any, Any]] | None) -> dict[str, str]:
     return result
 
 
-def peer_trusted(policy: RequestIdPolicy, host: str | None) -> bool:
-    """Whether `policy` trusts what a peer at `host` sends (True when it names no networks)."""
-    networks = policy.networks
-    if networks is None:
-        return True
-    if not host:
-        return False
-    try:
-        address = ipaddress.ip_address(host.strip("[]").split("%", 1)[0])
-    except ValueError:
-        return False
-    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
-        address = address.ipv4_mapped
-    return any(address in net for net in networks)
-
-
 def build_context(
     factory: RequestContextFactory,
     metadata: Mapping[str, str],
@@ -105,13 +86,17 @@ def build_context(
     peer_host: str | None,
     client: str | None,
 ) -> RequestContext:
-    """The `RequestContext` of one incoming call or message, continuing its caller.
+    """The `RequestContext` of one incoming call, continuing its caller.
+
+    The factory decides everything the HTTP middlewares decide: the id (its
+    `RequestIdPolicy`: validation, trust of `peer_host`), the causation chain
+    and the trace (continued only from trusted peers).
 
     Raises:
         InvalidRequestId: the incoming id is invalid and the policy rejects it.
     """
     ctx = factory.from_headers(
-        metadata, method=method, path=path, client=client, peer_host=peer_host or ""
+        metadata, method=method, path=path, client=client, peer_host=peer_host
     )
     ctx.route = path
     return ctx

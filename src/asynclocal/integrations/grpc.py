@@ -163,7 +163,11 @@ class _Server:
             raise TypeError(
                 f"factory must be a RequestContextFactory, got {type(factory).__name__}"
             )
-        self.factory = factory or RequestContextFactory(policy=policy, on_request=on_request)
+        # A call is a hop between services: it continues its caller unless a given
+        # factory says otherwise (continue_trace=False).
+        self.factory = factory or RequestContextFactory(
+            policy=policy, on_request=on_request, continue_trace=True
+        )
         self.header = self.factory.policy.header_lower
 
     def context_for(self, servicer_context: Any, method: str) -> RequestContext:
