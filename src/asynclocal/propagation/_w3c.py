@@ -44,8 +44,9 @@ __all__ = [
     "valid_tracestate_value",
 ]
 
-#: W3C Baggage limits: the whole header, and the number of list members.
+#: W3C Baggage limit: the bytes of the whole header read and written.
 BAGGAGE_MAX_BYTES = 8192
+#: W3C Baggage limit: the number of list members kept.
 BAGGAGE_MAX_MEMBERS = 180
 #: W3C Trace Context: at most 32 ``tracestate`` list members.
 TRACESTATE_MAX_MEMBERS = 32
@@ -60,9 +61,11 @@ TRACESTATE_READ_LIMIT = 32 * 514 + 1024
 #: A received ``traceparent`` longer than this is discarded without parsing.
 TRACEPARENT_MAX_LENGTH = 512
 
-#: trace-flags bits this version of the specification defines (Level 2).
+#: The trace-flags bit "sampled": the caller may have recorded trace data.
 FLAG_SAMPLED = 0x01
+#: The trace-flags bit "random trace id" (Level 2): the right-most 7 bytes are random.
 FLAG_RANDOM = 0x02
+#: Every trace-flags bit this version of the specification defines; others are sent as 0.
 KNOWN_FLAGS = FLAG_SAMPLED | FLAG_RANDOM
 
 # version "-" trace-id "-" parent-id "-" trace-flags, and for a version above
