@@ -235,3 +235,25 @@ def test_long_lived_rejects_bad_values(bad: Any) -> None:
 
 def test_the_default_list_names_the_known_long_lived_libraries() -> None:
     assert set(threads.LONG_LIVED_MODULES) >= {"aiosqlite", "logging.handlers"}
+
+
+def test_a_finished_thread_object_does_not_keep_its_request(installed: None) -> None:
+    class Store:
+        pass
+
+    store = Store()
+    ref = weakref.ref(store)
+    tenant: AsyncLocalStorage[Store] = AsyncLocalStorage(name="pinned")
+    kept: list[threading.Thread] = []
+
+    def handler() -> None:
+        t = threading.Thread(target=tenant.get_store)
+        t.start()
+        t.join(10)
+        kept.append(t)  # the app keeps the Thread object around
+
+    tenant.run(store, handler)
+    del store
+    gc.collect()
+    assert kept[0].is_alive() is False
+    assert ref() is None
