@@ -140,8 +140,8 @@ def test_django_recipe(tmp_path: Path) -> None:
 def test_celery_recipe(tmp_path: Path, redis_server: str) -> None:
     _write("celery", tmp_path)
     env = {**_env(tmp_path), "REDIS_URL": f"{redis_server}/0"}
+    # As printed: the default prefork pool, so the task runs in a forked child.
     worker = [sys.executable, "-m", "celery", "-A", "tasks", "worker", "--loglevel=INFO"]
-    worker += ["--pool=solo", "--without-gossip", "--without-mingle", "--without-heartbeat"]
     with _process(worker, tmp_path, env) as log:
         _wait_for_line(log, "ready")
         published = subprocess.run(
