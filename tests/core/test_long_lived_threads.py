@@ -257,3 +257,20 @@ def test_a_finished_thread_object_does_not_keep_its_request(installed: None) -> 
     gc.collect()
     assert kept[0].is_alive() is False
     assert ref() is None
+
+
+def test_a_hand_off_that_carries_the_context_shows_the_later_request(installed: None) -> None:
+    # The long-lived thread is detached; a job handed over together with its
+    # submitter's context (here a snapshot, as a pool's submit does) runs as that request.
+    threads.install(long_lived=[LIB])
+    worker = LazyWorker()
+    try:
+
+        def submit() -> Any:
+            run_in_caller = AsyncLocalStorage.snapshot()
+            return worker.submit(lambda: run_in_caller(request_id)).result(10)
+
+        assert [_in_request(rid, submit) for rid in ("req-A", "req-B")] == ["req-A", "req-B"]
+        assert worker.submit(request_id).result(10) is None  # and nothing stays behind
+    finally:
+        worker.close()
