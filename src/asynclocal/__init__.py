@@ -14,6 +14,10 @@ The core (this package's top level) needs only the standard library::
 Boundaries live in `asynclocal.threads` and `asynclocal.processes`; the request
 scope, web middleware, logging and integrations in their own subpackages, each
 behind an optional extra.
+
+Importing any of them changes no behaviour and reads no environment variable;
+`enable_from_env()` is the one explicit call that honours ``ASYNCLOCAL_HOOKS`` and
+``ASYNCLOCAL_DEBUG``. The full public surface is listed in ``docs/api.md``.
 """
 
 from ._env import enable_from_env
