@@ -169,3 +169,40 @@ def test_logging_config_routes_server_loggers_through_one_handler(as_json: bool)
     else:
         assert "[r-cfg] uvicorn.error: ready" in lines[0]
         assert "[-] celery.app.trace: task line" in lines[1]
+
+
+def test_the_asgi_middleware_marks_a_failed_request_and_leaves_no_context_behind() -> None:
+    import asyncio
+
+    from asynclocal.request._failed import failed_request
+    from asynclocal.web.asgi import RequestContextMiddleware
+
+    async def app(scope: object, receive: object, send: object) -> None:
+        raise RuntimeError("boom")
+
+    middleware = RequestContextMiddleware(app)  # type: ignore[arg-type]
+    sent: list[dict[str, object]] = []
+
+    async def receive() -> dict[str, object]:
+        return {"type": "http.request", "body": b""}
+
+    async def send(message: dict[str, object]) -> None:
+        sent.append(message)
+
+    async def one_task_two_requests() -> list[str | None]:
+        seen: list[str | None] = []
+        for rid in ("r-1", "r-2"):
+            scope = {
+                "type": "http", "method": "GET", "path": "/x", "query_string": b"",
+                "headers": [(b"x-request-id", rid.encode())], "client": ("127.0.0.1", 1),
+            }  # fmt: skip
+            try:
+                await middleware(scope, receive, send)  # type: ignore[arg-type]
+            except RuntimeError as exc:
+                ctx = failed_request(exc)
+                seen.append(None if ctx is None else ctx.request_id)
+            assert request_storage.get_store() is None  # nothing left for the next one
+        return seen
+
+    assert asyncio.run(one_task_two_requests()) == ["r-1", "r-2"]
+    assert [m["status"] for m in sent if m["type"] == "http.response.start"] == [500, 500]

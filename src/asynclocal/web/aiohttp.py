@@ -34,6 +34,7 @@ except ImportError as exc:  # pragma: no cover - depends on the environment
     ) from exc
 
 from .._options import checked_options
+from ..logging import AccessLog
 from ..request._context import RequestContext, RequestRejected, request_storage
 from ..request._factory import OnRequest, RequestContextFactory, build_factory, join_headers
 from ..request._ids import InvalidRequestId, Network, RequestIdPolicy
@@ -110,8 +111,12 @@ def make_middleware(
     trusted_proxies: Iterable[str | Network] | None = None,
     reject_invalid: bool | None = None,
     reuse_request_id: bool | None = None,
+    access_log: bool | str | logging.Logger | AccessLog | None = None,
 ) -> Middleware:
     """A middleware with its own options (those of `RequestContextFactory`).
+
+    `access_log`: one access line per request when its response is done (True:
+    the ``asynclocal.access`` logger; or a logger name, a Logger, an `AccessLog`).
 
     Raises:
         UnknownOptionError: an unknown keyword (a typo); the message lists the valid ones.
@@ -130,11 +135,12 @@ def make_middleware(
             trusted_proxies=trusted_proxies,
             reject_invalid=reject_invalid,
             reuse_request_id=reuse_request_id,
-        )
+        ),
+        AccessLog.resolve(access_log),
     )
 
 
-def _build(factory: RequestContextFactory) -> Middleware:
+def _build(factory: RequestContextFactory, access: AccessLog | None = None) -> Middleware:
     @web.middleware
     async def request_context_middleware(
         request: web.Request, handler: Handler
@@ -147,6 +153,7 @@ def _build(factory: RequestContextFactory) -> Middleware:
             return rejected
         request[_CTX_KEY] = ctx
         response: web.StreamResponse
+        meter = None if access is None else access.start(request.method, request.path_qs)
         with request_storage.scope(ctx):
             try:
                 pending = factory.start(ctx)
@@ -155,6 +162,10 @@ def _build(factory: RequestContextFactory) -> Middleware:
                 response = await handler(request)
             except web.HTTPException as exc:
                 _add_headers(factory, request, exc)
+                if meter is not None:
+                    meter.set_status(exc.status)
+                    meter.bytes = len(exc.body) if isinstance(exc.body, bytes) else 0
+                    meter.finish(ctx)
                 raise
             except RequestRejected as exc:
                 response = _plain(exc.status_code, exc.public_message)
@@ -166,6 +177,11 @@ def _build(factory: RequestContextFactory) -> Middleware:
                 )
                 response = _plain(500, "Internal Server Error")
             _add_headers(factory, request, response)
+            if meter is not None:
+                meter.set_status(response.status)
+                length = response.body_length if response.prepared else response.content_length
+                meter.bytes = length or 0
+                meter.finish(ctx)
             return response
 
     request_context_middleware.__asynclocal_factory__ = factory  # type: ignore[attr-defined]
@@ -190,6 +206,7 @@ def setup(
     trusted_proxies: Iterable[str | Network] | None = None,
     reject_invalid: bool | None = None,
     reuse_request_id: bool | None = None,
+    access_log: bool | str | logging.Logger | AccessLog | None = None,
 ) -> Middleware:
     """Install the middleware (first) and the signal that adds headers to streamed responses.
 
@@ -215,7 +232,8 @@ def setup(
             trusted_proxies=trusted_proxies,
             reject_invalid=reject_invalid,
             reuse_request_id=reuse_request_id,
-        )
+        ),
+        AccessLog.resolve(access_log),
     )
     used: RequestContextFactory = middleware.__asynclocal_factory__  # type: ignore[attr-defined]
 

@@ -28,12 +28,14 @@ through untouched):
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Awaitable, Callable, Iterable, MutableMapping
 from http import HTTPStatus
 from typing import Any
 from weakref import ref as _weakref
 
 from .._options import checked_options
+from ..logging import AccessLog
 from ..request._context import RequestContext, RequestRejected
 from ..request._factory import (
     SERVER_KEY,
@@ -44,6 +46,7 @@ from ..request._factory import (
     leave_request,
     served_by_outer,
 )
+from ..request._failed import mark_failed_request
 from ..request._ids import InvalidRequestId, Network, RequestIdPolicy
 
 __all__ = ["ASGIApp", "RequestContextMiddleware"]
@@ -58,6 +61,12 @@ _START_TYPES = frozenset(
     {"http.response.start", "websocket.accept", "websocket.http.response.start"}
 )
 _TEXT_PLAIN = (b"content-type", b"text/plain; charset=utf-8")
+
+
+def _target(scope: Scope) -> str:
+    query = scope.get("query_string")
+    path: str = scope.get("path", "")
+    return f"{path}?{query.decode('latin-1')}" if query else path
 
 
 def _encode(headers: list[tuple[str, str]]) -> list[tuple[bytes, bytes]]:
@@ -91,6 +100,9 @@ class RequestContextMiddleware:
         policy: a `RequestIdPolicy`, or its options: ``header`` (default
             ``X-Request-ID``), ``generator``, ``validator``, ``trusted_proxies``,
             ``reject_invalid``, ``reuse_request_id``.
+        access_log: write one access line per HTTP request when it completes
+            (True: the ``asynclocal.access`` logger; or a logger name, a
+            ``logging.Logger``, an `asynclocal.logging.AccessLog`). Default off.
 
     Raises:
         UnknownOptionError: an unknown keyword (a typo); the message lists the valid ones.
@@ -113,12 +125,14 @@ class RequestContextMiddleware:
         trusted_proxies: Iterable[str | Network] | None = None,
         reject_invalid: bool | None = None,
         reuse_request_id: bool | None = None,
+        access_log: bool | str | logging.Logger | AccessLog | None = None,
     ) -> None:
         if not callable(app):
             raise TypeError(
                 f"RequestContextMiddleware(app) needs an ASGI app, got {type(app).__name__}"
             )
         self.app = app
+        self._access = AccessLog.resolve(access_log)
         self.factory = build_factory(
             factory,
             "RequestContextMiddleware()",
@@ -149,6 +163,10 @@ class RequestContextMiddleware:
             await self._reject_invalid(kind, send, exc)
             return
         scope[SERVER_KEY] = _weakref(ctx)  # mark_served(scope, ctx), inlined
+        meter = None
+        if self._access is not None and kind == "http":
+            meter = self._access.start(scope["method"], _target(scope))
+            send = meter.wrap_asgi_send(send)
         started = False
         header = self._header
 
@@ -191,7 +209,9 @@ class RequestContextMiddleware:
                     send, exc.status_code, exc.public_message, self._own_headers(ctx, exc.headers)
                 )
             except Exception as exc:
-                # The server logs the traceback after the context is gone: name the request.
+                # The server logs the traceback after the context is gone: name the
+                # request, in the traceback and for the log record's request fields.
+                mark_failed_request(exc, ctx)
                 if hasattr(exc, "add_note"):
                     exc.add_note(f"request_id={ctx.request_id}")
                 if started or kind != "http":
@@ -199,6 +219,8 @@ class RequestContextMiddleware:
                 await _send_plain(send, 500, HTTPStatus(500).phrase, self._own_headers(ctx, ()))
                 raise
         finally:
+            if meter is not None:
+                meter.finish(ctx)
             leave_request(token, ctx)
 
     def _own_headers(

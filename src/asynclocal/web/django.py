@@ -12,6 +12,7 @@ Usage (``settings.py``)::
         "header": "X-Request-ID",
         "on_request": "myproject.auth.load_user",    # dotted path or callable
         "trusted_proxies": ["10.0.0.0/8"],
+        "access_log": True,          # one access line per request (docs/logging.md)
     }
 
 Put it first so every other middleware, view and the 500 handler run inside
@@ -31,6 +32,7 @@ try:
     from asgiref.sync import iscoroutinefunction, markcoroutinefunction
     from django.conf import settings
     from django.http import HttpRequest, HttpResponse, HttpResponseBase, StreamingHttpResponse
+    from django.utils.log import log_response
     from django.utils.module_loading import import_string
 except ImportError as exc:  # pragma: no cover - depends on the environment
     raise ImportError(
@@ -39,6 +41,7 @@ except ImportError as exc:  # pragma: no cover - depends on the environment
 
 from .._options import unknown_option_error
 from ..errors import ConfigurationError
+from ..logging import AccessLog, AccessMeter
 from ..request._context import RequestContext, RequestRejected, request_storage
 from ..request._factory import RequestContextFactory, served_by_outer
 from ..request._ids import InvalidRequestId
@@ -64,12 +67,13 @@ SETTINGS_KEYS = frozenset(
         "trusted_proxies",
         "reject_invalid",
         "reuse_request_id",
+        "access_log",
     }
 )
 _DOTTED = frozenset({"on_request", "generator", "validator"})
 
 
-def _factory_from_settings() -> RequestContextFactory:
+def _factory_from_settings() -> tuple[RequestContextFactory, AccessLog | None]:
     """The factory `settings.ASYNCLOCAL_REQUEST_CONTEXT` describes.
 
     Raises:
@@ -89,6 +93,10 @@ def _factory_from_settings() -> RequestContextFactory:
     if unknown:
         raise unknown_option_error(f"settings.{SETTINGS_NAME}", map(str, unknown), SETTINGS_KEYS)
     options = dict(raw)
+    try:
+        access = AccessLog.resolve(options.pop("access_log", None), f"settings.{SETTINGS_NAME}")
+    except TypeError as exc:
+        raise ConfigurationError(str(exc)) from exc
     for key in _DOTTED:
         value = options.get(key)
         if isinstance(value, str):
@@ -99,7 +107,7 @@ def _factory_from_settings() -> RequestContextFactory:
                     f"settings.{SETTINGS_NAME}[{key!r}] = {value!r:.100} does not import: {exc}"
                 ) from exc
     try:
-        return RequestContextFactory(**options)
+        return RequestContextFactory(**options), access
     except ConfigurationError:
         raise
     except (TypeError, ValueError) as exc:
@@ -120,15 +128,41 @@ def _rejected(exc: RequestRejected) -> HttpResponse:
     )
 
 
-def _sync_chunks(ctx: RequestContext, chunks: Iterator[bytes]) -> Iterator[bytes]:
-    with request_storage.scope(ctx):
-        yield from chunks
+def _log_4xx(request: HttpRequest, response: HttpResponseBase) -> None:
+    # Django logs a returned 4xx/5xx ("Not Found: /x") after the middleware chain,
+    # outside the request's context; logged here, inside it (Django then skips it).
+    if response.status_code >= 400:
+        log_response(
+            "%s: %s", response.reason_phrase, request.path, response=response, request=request
+        )
 
 
-async def _async_chunks(ctx: RequestContext, chunks: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
+def _sync_chunks(
+    ctx: RequestContext, chunks: Iterator[bytes], meter: AccessMeter | None = None
+) -> Iterator[bytes]:
     with request_storage.scope(ctx):
-        async for chunk in chunks:
-            yield chunk
+        try:
+            for chunk in chunks:
+                if meter is not None:
+                    meter.bytes += len(chunk)
+                yield chunk
+        finally:
+            if meter is not None:
+                meter.finish(ctx)
+
+
+async def _async_chunks(
+    ctx: RequestContext, chunks: AsyncIterator[bytes], meter: AccessMeter | None = None
+) -> AsyncIterator[bytes]:
+    with request_storage.scope(ctx):
+        try:
+            async for chunk in chunks:
+                if meter is not None:
+                    meter.bytes += len(chunk)
+                yield chunk
+        finally:
+            if meter is not None:
+                meter.finish(ctx)
 
 
 def _served(request: HttpRequest) -> bool:
@@ -150,7 +184,7 @@ class RequestContextMiddleware:
         if not callable(get_response):
             raise TypeError("RequestContextMiddleware(get_response) needs a callable")
         self.get_response = get_response
-        self.factory = _factory_from_settings()
+        self.factory, self._access = _factory_from_settings()
         self._async = iscoroutinefunction(get_response)
         if self._async:
             markcoroutinefunction(self)
@@ -164,13 +198,15 @@ class RequestContextMiddleware:
             ctx = self._context(request)
         except InvalidRequestId as exc:
             return self._invalid(exc)
+        meter = self._meter(request)
         with request_storage.scope(ctx):
             try:
                 self.factory.start_sync(ctx)
                 response = self.get_response(request)
             except RequestRejected as exc:
                 response = _rejected(exc)
-        return self._finish(ctx, response)
+            _log_4xx(request, response)
+        return self._finish(ctx, response, meter)
 
     async def _acall(self, request: HttpRequest) -> HttpResponseBase:
         if _served(request):
@@ -180,6 +216,7 @@ class RequestContextMiddleware:
             ctx = self._context(request)
         except InvalidRequestId as exc:
             return self._invalid(exc)
+        meter = self._meter(request)
         with request_storage.scope(ctx):
             try:
                 pending = self.factory.start(ctx)
@@ -190,7 +227,8 @@ class RequestContextMiddleware:
                 response = await get_response(request)
             except RequestRejected as exc:
                 response = _rejected(exc)
-        return self._finish(ctx, response)
+            _log_4xx(request, response)
+        return self._finish(ctx, response, meter)
 
     def process_view(
         self, request: HttpRequest, view: Callable[..., Any], args: Any, kwargs: Any
@@ -217,12 +255,24 @@ class RequestContextMiddleware:
         response[self.factory.header] = self.factory.policy.new_id()
         return response
 
-    def _finish(self, ctx: RequestContext, response: HttpResponseBase) -> HttpResponseBase:
+    def _meter(self, request: HttpRequest) -> AccessMeter | None:
+        if self._access is None:
+            return None
+        return self._access.start(request.method or "", request.get_full_path())
+
+    def _finish(
+        self, ctx: RequestContext, response: HttpResponseBase, meter: AccessMeter | None = None
+    ) -> HttpResponseBase:
         for name, value in self.factory.response_headers(ctx):
             response[name] = value
+        if meter is not None:
+            meter.set_status(response.status_code)
         if isinstance(response, StreamingHttpResponse):
             if response.is_async:
-                response.streaming_content = _async_chunks(ctx, response.streaming_content)
+                response.streaming_content = _async_chunks(ctx, response.streaming_content, meter)
             else:
-                response.streaming_content = _sync_chunks(ctx, response.streaming_content)
+                response.streaming_content = _sync_chunks(ctx, response.streaming_content, meter)
+        elif meter is not None:
+            meter.bytes = len(getattr(response, "content", b""))
+            meter.finish(ctx)
         return response

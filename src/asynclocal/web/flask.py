@@ -19,6 +19,7 @@ status, public message and headers.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Iterable
 
 try:
@@ -29,6 +30,7 @@ except ImportError as exc:  # pragma: no cover - depends on the environment
     ) from exc
 
 from .._options import checked_options
+from ..logging import AccessLog
 from ..request._context import RequestRejected, request_storage
 from ..request._factory import OnRequest, RequestContextFactory, build_factory
 from ..request._ids import Network, RequestIdPolicy
@@ -55,7 +57,8 @@ class RequestContextExtension:
 
     Args:
         app: initialise this app right away (else call `init_app` later).
-        factory / other options: as for `asynclocal.web.wsgi.RequestContextMiddleware`.
+        factory / other options: as for `asynclocal.web.wsgi.RequestContextMiddleware`,
+            ``access_log`` (one access line per request) included.
 
     Raises:
         UnknownOptionError: an unknown keyword (a typo); the message lists the valid ones.
@@ -77,7 +80,9 @@ class RequestContextExtension:
         trusted_proxies: Iterable[str | Network] | None = None,
         reject_invalid: bool | None = None,
         reuse_request_id: bool | None = None,
+        access_log: bool | str | logging.Logger | AccessLog | None = None,
     ) -> None:
+        self.access_log = AccessLog.resolve(access_log)
         self.factory = build_factory(
             factory,
             "RequestContextExtension()",
@@ -106,7 +111,7 @@ class RequestContextExtension:
         if "asynclocal" in app.extensions:
             raise RuntimeError("asynclocal's RequestContextExtension is already installed")
         app.wsgi_app = RequestContextMiddleware(  # type: ignore[method-assign]
-            app.wsgi_app, factory=self.factory
+            app.wsgi_app, factory=self.factory, access_log=self.access_log
         )
         app.before_request(_set_route)
         app.register_error_handler(RequestRejected, _rejected)

@@ -17,6 +17,7 @@ template (``/items/{item_id}``). As a route-level middleware instead
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Iterable
 from typing import Any, cast
 
@@ -29,6 +30,7 @@ except ImportError as exc:  # pragma: no cover - depends on the environment
     ) from exc
 
 from .._options import checked_options
+from ..logging import AccessLog
 from ..request._context import RequestRejected
 from ..request._factory import OnRequest, RequestContextFactory, build_factory
 from ..request._ids import Network, RequestIdPolicy
@@ -71,6 +73,7 @@ def wrap(
     trusted_proxies: Iterable[str | Network] | None = None,
     reject_invalid: bool | None = None,
     reuse_request_id: bool | None = None,
+    access_log: bool | str | logging.Logger | AccessLog | None = None,
 ) -> RequestContextMiddleware:
     """`app` wrapped in `RequestContextMiddleware` (options as for that class).
 
@@ -96,6 +99,7 @@ def wrap(
             reject_invalid=reject_invalid,
             reuse_request_id=reuse_request_id,
         ),
+        access_log=access_log,
     )
 
 
@@ -112,6 +116,7 @@ def middleware(
     trusted_proxies: Iterable[str | Network] | None = None,
     reject_invalid: bool | None = None,
     reuse_request_id: bool | None = None,
+    access_log: bool | str | logging.Logger | AccessLog | None = None,
 ) -> DefineMiddleware:
     """A route-level ``DefineMiddleware`` for Litestar's ``middleware=[...]`` (same options).
 
@@ -132,4 +137,6 @@ def middleware(
         reject_invalid=reject_invalid,
         reuse_request_id=reuse_request_id,
     )
-    return DefineMiddleware(cast(Any, RequestContextMiddleware), factory=built)
+    return DefineMiddleware(
+        cast(Any, RequestContextMiddleware), factory=built, access_log=AccessLog.resolve(access_log)
+    )

@@ -20,6 +20,7 @@ id, because Starlette's error page would bypass it.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -33,6 +34,7 @@ except ImportError as exc:  # pragma: no cover - depends on the environment
     ) from exc
 
 from .._options import checked_options
+from ..logging import AccessLog
 from ..request._context import RequestRejected
 from ..request._factory import OnRequest, RequestContextFactory
 from ..request._ids import Network, RequestIdPolicy
@@ -67,6 +69,7 @@ def add_request_context(
     trusted_proxies: Iterable[str | Network] | None = None,
     reject_invalid: bool | None = None,
     reuse_request_id: bool | None = None,
+    access_log: bool | str | logging.Logger | AccessLog | None = None,
 ) -> RequestContextMiddleware:
     """Give every request of `app` its context: `RequestContextMiddleware` outermost.
 
@@ -107,6 +110,7 @@ def add_request_context(
         trusted_proxies=trusted_proxies,
         reject_invalid=reject_invalid,
         reuse_request_id=reuse_request_id,
+        access_log=access_log,
     )
 
     def build_middleware_stack() -> ASGIApp:

@@ -32,6 +32,7 @@ from http import HTTPStatus
 from typing import Any
 
 from .._options import checked_options
+from ..logging import AccessLog, AccessMeter
 from ..request._context import RequestContext, RequestRejected, request_storage
 from ..request._factory import (
     SERVER_KEY,
@@ -51,6 +52,12 @@ WSGIApp = Callable[[dict[str, Any], StartResponse], Iterable[bytes]]
 logger = logging.getLogger("asynclocal.web")
 
 _TEXT_PLAIN = ("Content-Type", "text/plain; charset=utf-8")
+
+
+def _target(environ: dict[str, Any]) -> str:
+    path = environ.get("PATH_INFO", "")
+    query = environ.get("QUERY_STRING")
+    return f"{path}?{query}" if query else path
 
 
 def _status_line(code: int) -> str:
@@ -90,6 +97,9 @@ class RequestContextMiddleware:
         factory: a `RequestContextFactory` to share; otherwise one is built from the
             other options, those of `RequestContextFactory` (``on_request`` must be a
             plain function here).
+        access_log: write one access line per request when the server closes its
+            body (True: the ``asynclocal.access`` logger; or a logger name, a
+            ``logging.Logger``, an `asynclocal.logging.AccessLog`). Default off.
 
     Raises:
         UnknownOptionError: an unknown keyword (a typo); the message lists the valid ones.
@@ -112,12 +122,14 @@ class RequestContextMiddleware:
         trusted_proxies: Iterable[str | Network] | None = None,
         reject_invalid: bool | None = None,
         reuse_request_id: bool | None = None,
+        access_log: bool | str | logging.Logger | AccessLog | None = None,
     ) -> None:
         if not callable(app):
             raise TypeError(
                 f"RequestContextMiddleware(app) needs a WSGI app, got {type(app).__name__}"
             )
         self.app = app
+        self._access = AccessLog.resolve(access_log)
         self.factory = build_factory(
             factory,
             "RequestContextMiddleware()",
@@ -147,7 +159,12 @@ class RequestContextMiddleware:
             return [body]
         mark_served(environ, ctx)
         context = contextvars.copy_context()
-        result = context.run(self._serve, ctx, environ, start_response)
+        meter = None
+        if self._access is not None:
+            meter = self._access.start(environ.get("REQUEST_METHOD", ""), _target(environ))
+        result = context.run(self._serve, ctx, environ, start_response, meter)
+        if meter is not None:
+            return meter.wsgi_body(context, ctx, result)
         if type(result) is list:
             return result
         file_wrapper = environ.get("wsgi.file_wrapper")
@@ -156,7 +173,11 @@ class RequestContextMiddleware:
         return _BodyInContext(context, result)
 
     def _serve(
-        self, ctx: RequestContext, environ: dict[str, Any], start_response: StartResponse
+        self,
+        ctx: RequestContext,
+        environ: dict[str, Any],
+        start_response: StartResponse,
+        meter: AccessMeter | None = None,
     ) -> Iterable[bytes]:
         request_storage.enter_with(ctx)  # a fresh copied context: nothing to restore
         factory = self.factory
@@ -168,6 +189,8 @@ class RequestContextMiddleware:
             # The id header is ours: one the app set is replaced, not doubled.
             headers = [h for h in headers if h[0].lower() != header]
             headers.extend(factory.response_headers(ctx))
+            if meter is not None:
+                meter.set_status(status)
             if exc_info is None:
                 return start_response(status, headers)
             return start_response(status, headers, exc_info)
