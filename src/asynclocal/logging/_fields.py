@@ -10,7 +10,7 @@ from collections.abc import Iterable, MutableMapping
 from typing import Any
 
 from asynclocal.logging._redact import Redactor, escape_control, resolve_redactor
-from asynclocal.request import request_storage
+from asynclocal.request import RequestContext, request_storage
 from asynclocal.request._failed import failed_request
 
 __all__ = [
@@ -24,6 +24,7 @@ __all__ = [
     "check_placeholder",
     "clean_values",
     "created_here",
+    "values_of",
 ]
 
 #: The fields every integration adds, in this order.
@@ -161,22 +162,36 @@ def capture(
         ctx = failed_request(exc_info)
     if ctx is None:
         return dict.fromkeys((*STANDARD_FIELDS, *app_fields))
-    try:
-        user_id = ctx.user_id
-    except Exception:
+    return dict(zip((*STANDARD_FIELDS, *app_fields), values_of(ctx, app_fields)))
+
+
+def values_of(ctx: RequestContext, app_fields: tuple[str, ...]) -> tuple[Any, ...]:
+    """The values of `STANDARD_FIELDS` then `app_fields` for `ctx` (None where absent).
+
+    Never raises.
+    """
+    user = ctx.user
+    if user is None:
         user_id = None
-    values: dict[str, Any] = {
-        "request_id": ctx.request_id,
-        "trace_id": ctx.trace_id,
-        "span_id": ctx.span_id,
-        "user_id": user_id,
-        # The causation chain, so a request -> task -> sub-task -> call can be
-        # reassembled from the logs of every service.
-        "root_request_id": ctx.root_request_id,
-        "parent_request_id": ctx.parent_request_id,
-    }
-    for name in app_fields:
-        values[name] = _loggable(ctx.get(name))
+    elif type(user) is dict and ("id" in user or "sub" in user):  # the common case, cheaply
+        user_id = str(user["id"] if "id" in user else user["sub"])
+    else:
+        try:
+            user_id = ctx.user_id
+        except Exception:
+            user_id = None
+    # The causation chain (root, parent) too, so a request -> task -> sub-task ->
+    # call can be reassembled from the logs of every service.
+    values = (
+        ctx.request_id,
+        ctx.trace_id,
+        ctx.span_id,
+        user_id,
+        ctx.root_request_id,
+        ctx.parent_request_id,
+    )
+    if app_fields:
+        values += tuple(_loggable(ctx.get(name)) for name in app_fields)
     return values
 
 
@@ -197,7 +212,10 @@ def captured_for(record: logging.LogRecord | None, fields: tuple[str, ...]) -> d
     return capture(fields)
 
 
-_pid = os.getpid
+_process_id = [os.getpid()]  # getpid() is a system call: read it once per process
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=lambda: _process_id.__setitem__(0, os.getpid()))
+_get_ident = threading.get_ident
 
 
 def created_here(record: logging.LogRecord) -> bool:
@@ -208,6 +226,6 @@ def created_here(record: logging.LogRecord) -> bool:
     left empty instead.
     """
     thread, process = record.thread, record.process
-    return (thread is None or thread == threading.get_ident()) and (
-        process is None or process == _pid()
+    return (thread is None or thread == _get_ident()) and (
+        process is None or process == _process_id[0]
     )

@@ -11,16 +11,22 @@ from asynclocal.logging._factory import capture_at_creation, stop_capture_at_cre
 from asynclocal.logging._fields import (
     CAPTURED_ATTR,
     STANDARD_FIELDS,
+    _get_ident,
+    _process_id,
     capture,
     check_options,
     created_here,
+    values_of,
 )
 from asynclocal.logging._format import cleaned_record, cleaning_formatter
 from asynclocal.logging._redact import Redactor
+from asynclocal.request import request_storage
 
 __all__ = ["ContextFilter", "install", "uninstall"]
 
 _ALL: tuple[str, ...] = STANDARD_FIELDS
+# The attributes of a record made by Logger.makeRecord without extras, plus ours.
+_PLAIN_LEN = len(logging.LogRecord("", 0, "", 0, "", (), None).__dict__) + 1
 # A filter may hand its handler a record of its own (Python 3.12+).
 _FILTER_MAY_RETURN_A_RECORD = sys.version_info >= (3, 12)
 
@@ -86,6 +92,8 @@ class ContextFilter(logging.Filter):
         self.placeholder = placeholder
         self.escape = bool(escape)
         self._names = frozenset(_ALL + self.fields)
+        self._order = _ALL + self.fields
+        self._last: tuple[tuple[Any, ...], dict[str, Any], dict[str, Any]] | None = None
         self._cleans = _FILTER_MAY_RETURN_A_RECORD and (self.redactor is not None or self.escape)
 
     def filter(self, record: logging.LogRecord) -> bool:
@@ -95,12 +103,36 @@ class ContextFilter(logging.Filter):
         fields = self.fields
         captured: dict[str, Any] | None = attrs.get(CAPTURED_ATTR)
         if captured is None:
-            captured = capture(fields, record.exc_info, current=created_here(record))
-            attrs[CAPTURED_ATTR] = captured
+            here = record.thread == _get_ident() and record.process == _process_id[0]
+            ctx = request_storage.get_store() if here or created_here(record) else None
+            if ctx is not None:
+                # Consecutive lines of a request mostly hold the same values: the
+                # dicts made for the last ones are reused (they are never changed).
+                values = values_of(ctx, fields)
+                last = self._last
+                if last is None or last[0] != values:
+                    shown = self.placeholder
+                    last = (
+                        values,
+                        dict(zip(self._order, values)),
+                        {k: shown if v is None else v for k, v in zip(self._order, values)},
+                    )
+                    self._last = last
+                attrs[CAPTURED_ATTR] = last[1]
+                # A record without extras has exactly the attributes of a new record.
+                if len(attrs) == _PLAIN_LEN or attrs.keys().isdisjoint(self._names):
+                    attrs.update(last[2])
+                    if self._cleans:
+                        return self._done(record)
+                    return True
+                captured = last[1]
+            else:
+                captured = capture(fields, record.exc_info, current=False)
+                attrs[CAPTURED_ATTR] = captured
         elif fields and not captured.keys() >= self._names:
             fresh = capture(fields, record.exc_info, current=created_here(record))
-            for name in fields:
-                captured.setdefault(name, fresh.get(name))
+            captured = {**captured, **{n: fresh.get(n) for n in fields if n not in captured}}
+            attrs[CAPTURED_ATTR] = captured
         placeholder = self.placeholder
         if attrs.keys().isdisjoint(self._names):
             # The common case: nothing set yet; an explicit `extra=` wins otherwise.
@@ -110,6 +142,9 @@ class ContextFilter(logging.Filter):
             for name, value in captured.items():
                 if name not in attrs:
                     attrs[name] = placeholder if value is None else value
+        return self._done(record)
+
+    def _done(self, record: logging.LogRecord) -> bool:
         if self._cleans:
             # Python 3.12+: a returned record replaces this one for this handler only.
             return cast("bool", cleaned_record(record, self.redactor, self.escape, None)[0])

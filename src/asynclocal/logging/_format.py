@@ -28,8 +28,9 @@ _STYLE_CHARS: dict[type[logging.PercentStyle], Literal["%", "{", "$"]] = {
     logging.StrFormatStyle: "{",
     logging.StringTemplateStyle: "$",
 }
-# Never app data: the record's own bookkeeping (the message is handled apart).
-_NOT_APP_DATA = _RECORD_ATTRS - {"msg", "args", "message", "exc_text", "stack_info"}
+# Never app data: the record's own bookkeeping (the message and the traceback
+# are handled apart).
+_NOT_APP_DATA = _RECORD_ATTRS | {"msg", "args", "message", "asctime", "exc_text", "stack_info"}
 _exception_formatter = logging.Formatter()
 
 
@@ -90,10 +91,12 @@ def cleaned_record(
                 changes["args"] = None
     names: Any = fields if fields is not None else (attrs.keys() - _RECORD_ATTRS)
     for name in names:
-        if name[:1] == "_" or name not in attrs:
+        value = attrs.get(name)
+        if value is None or type(value) is int or name[:1] == "_":
             continue
-        value = attrs[name]
-        if value is None or type(value) is int:
+        if name in ID_FIELDS:  # ids: validated where they enter, only ever escaped
+            if escape and type(value) is str and not value.isprintable():
+                changes[name] = escape_control(value)
             continue
         new = _clean_value(value, name, redactor, escape)
         if new is not value:
@@ -165,10 +168,27 @@ class Formatter(logging.Formatter):
         redactor, escape = self.redactor, self.escape
         if redactor is None and not escape:
             return super().format(record)
-        rec, message = cleaned_record(record, redactor, escape, self._fields, formatter=self)
-        if message is None:  # a bad call or a dict message: the stdlib path reports it
+        if (
+            not (record.exc_info or record.exc_text or record.stack_info)
+            and type(record.msg) is str
+        ):
+            # The common line: nothing to copy when nothing needs cleaning.
+            try:
+                message = record.getMessage()
+            except Exception:
+                return super().format(record)  # the stdlib reports the bad call
+            clean = redactor.redact_text(message) if redactor is not None else message
+            if escape and not clean.isprintable():
+                clean = escape_control(clean)
+            if clean is message and self._fields_are_clean(record.__dict__):
+                record.message = message
+                if self._uses_time:
+                    record.asctime = self.formatTime(record, self.datefmt)
+                return self.formatMessage(record)
+        rec, rendered = cleaned_record(record, redactor, escape, self._fields, formatter=self)
+        if rendered is None:  # a bad call or a dict message: the stdlib path reports it
             return super().format(rec)
-        rec.message = message
+        rec.message = rendered
         if self._uses_time:
             rec.asctime = self.formatTime(rec, self.datefmt)
         s = self.formatMessage(rec)
@@ -181,6 +201,23 @@ class Formatter(logging.Formatter):
                 s = s + "\n"
             s = s + self.formatStack(rec.stack_info)
         return s
+
+    def _fields_are_clean(self, attrs: dict[str, Any]) -> bool:
+        redactor, escape = self.redactor, self.escape
+        for name in self._fields:
+            value = attrs.get(name)
+            if value is None or type(value) is int:
+                continue
+            if type(value) is str:
+                if escape and not value.isprintable():
+                    return False
+                if name in ID_FIELDS or redactor is None:
+                    continue
+                if redactor.is_secret_key(name) or redactor.redact_text(value) is not value:
+                    return False
+            elif _clean_value(value, name, redactor, escape) is not value:
+                return False
+        return True
 
 
 class _CleaningFormatter(logging.Formatter):

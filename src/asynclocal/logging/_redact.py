@@ -271,10 +271,17 @@ class Redactor:
         words = self._trigger
         if words is None:
             return True
-        for gate in _GATES:
-            if gate in text:
-                break
-        else:
+        if not (  # one expression: cheaper than a loop over _GATES
+            "=" in text
+            or ":" in text
+            or "," in text
+            or "%" in text
+            or "eyJ" in text
+            or "earer" in text
+            or "asic" in text
+            or "EARER" in text
+            or "ASIC" in text
+        ):
             return False
         lowered = text.lower()
         for word in words:  # noqa: SIM110 (a plain loop is the cheaper)
@@ -302,9 +309,12 @@ class Redactor:
         if self._request_secrets and len(text) >= 8:
             ctx = request_storage.get_store()
             if ctx is not None:
-                for secret in (ctx.access_token, ctx.refresh_token):
-                    if isinstance(secret, str) and len(secret) >= 8 and secret in text:
-                        text = text.replace(secret, self.replacement)
+                secret = ctx.access_token
+                if type(secret) is str and len(secret) >= 8 and secret in text:
+                    text = text.replace(secret, self.replacement)
+                secret = ctx.refresh_token
+                if type(secret) is str and len(secret) >= 8 and secret in text:
+                    text = text.replace(secret, self.replacement)
         if self._looks_closer(text):
             text = self._mask_plain(text)
             if "%" in text:
