@@ -93,11 +93,13 @@ def test_the_formatter_never_raises_and_keeps_one_line(text: str) -> None:
 
 
 def _cost(fn: Callable[[str], object], text: str) -> float:
+    # CPU time of this process, best of 7: other processes on a shared machine
+    # do not inflate it.
     best = float("inf")
-    for _ in range(5):
-        start = time.perf_counter()
+    for _ in range(7):
+        start = time.process_time()
         fn(text)
-        best = min(best, time.perf_counter() - start)
+        best = min(best, time.process_time() - start)
     return best
 
 
@@ -128,6 +130,11 @@ def test_cost_is_linear_in_the_input(unit: str) -> None:
     small = unit * (4096 // len(unit))
     large = unit * (8 * 4096 // len(unit))
     redactor.redact_text(small)  # warm caches
-    ratio = _cost(redactor.redact_text, large) / max(_cost(redactor.redact_text, small), 1e-6)
-    # Linear: 8x the input costs about 8x; quadratic would cost about 64x.
-    assert ratio < 24, f"8x input cost {ratio:.1f}x"
+    ratios = []
+    for _ in range(3):  # a noisy measurement is repeated, a quadratic one never passes
+        ratio = _cost(redactor.redact_text, large) / max(_cost(redactor.redact_text, small), 1e-6)
+        ratios.append(ratio)
+        # Linear: 8x the input costs about 8x; quadratic would cost about 64x.
+        if ratio < 24:
+            break
+    assert min(ratios) < 24, f"8x input cost {ratios}"
