@@ -170,6 +170,10 @@ def aio_handlers(records: Records, downstream: Callable[[], Any] | None) -> Any:
             from asynclocal.errors import Forbidden
 
             raise Forbidden("not for this caller")
+        if tag.startswith("abort-own"):  # with trailing metadata of its own
+            await context.abort(
+                grpc.StatusCode.FAILED_PRECONDITION, "aborted", (("x-reason", "quota"),)
+            )
         if tag.startswith("abort"):
             await context.abort(grpc.StatusCode.FAILED_PRECONDITION, "aborted by the handler")
         records.add(mine)

@@ -174,6 +174,12 @@ async def test_aio_echo_abort_and_rejection_carry_the_id() -> None:
         assert aborted.value.code() == grpc.StatusCode.FAILED_PRECONDITION
         assert dict(aborted.value.trailing_metadata())["x-request-id"] == "gw-2"
 
+        call = method({"tag": "abort-own-1"}, metadata=(("x-request-id", "gw-5"),))
+        with pytest.raises(grpc.aio.AioRpcError) as own:
+            await call
+        trailing = dict(own.value.trailing_metadata())
+        assert (trailing["x-request-id"], trailing["x-reason"]) == ("gw-5", "quota")
+
         call = method({"tag": "reject-1"}, metadata=(("x-request-id", "gw-3"),))
         with pytest.raises(grpc.aio.AioRpcError) as rejected:
             await call

@@ -237,6 +237,17 @@ class _ContextProxy:
         return self._real.set_trailing_metadata(_merge(trailing_metadata, (self._ours,)))
 
 
+class _AioContextProxy(_ContextProxy):
+    """`_ContextProxy` for ``grpc.aio``: `abort` with its own trailing metadata keeps the id."""
+
+    __slots__ = ()
+
+    async def abort(self, code: Any, details: str = "", trailing_metadata: Any = ()) -> Any:
+        if trailing_metadata:
+            trailing_metadata = _merge(trailing_metadata, (self._ours,))
+        return await self._real.abort(code, details, trailing_metadata)
+
+
 class ServerInterceptor(grpc.ServerInterceptor):  # type: ignore[misc]
     """A `grpc.ServerInterceptor` (sync server) running each call in its own request context.
 
@@ -390,7 +401,7 @@ class AioServerInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
 
         async def call(request: Any, servicer_context: Any) -> Any:
             ctx, token = await start(servicer_context)
-            proxy = _ContextProxy(servicer_context, (server.header, ctx.request_id))
+            proxy = _AioContextProxy(servicer_context, (server.header, ctx.request_id))
             try:
                 return await behaviour(request, proxy)
             except RequestRejected as exc:
@@ -404,7 +415,7 @@ class AioServerInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
 
         async def stream(request: Any, servicer_context: Any) -> AsyncIterator[Any]:
             ctx, token = await start(servicer_context)
-            proxy = _ContextProxy(servicer_context, (server.header, ctx.request_id))
+            proxy = _AioContextProxy(servicer_context, (server.header, ctx.request_id))
             try:
                 result = behaviour(request, proxy)
                 if hasattr(result, "__aiter__"):
