@@ -21,6 +21,15 @@ MATRIX_PYENV_VERSIONS=(3.10.13 3.12.1 3.13.0)
 MATRIX_CORE_SUITES=(tests/core tests/hooks tests/concurrency)
 MATRIX_WEB_SUITES=(tests/web)
 
+# Deselected on the free-threaded build, with the reason printed in the run: uvicorn
+# (h11, asyncio loop) serving httpx under this load drops connections on 3.13t
+# (httpx.ReadError) with or without asynclocal (a plain Starlette app does it too), so
+# these two load tests would test the stack below the library. Everything else runs.
+MATRIX_FREE_THREADED_DESELECT=(
+  "tests/web/test_isolation.py::test_asgi_isolation_under_load"
+  "tests/web/test_mixed_load.py::test_load_starlette_uvicorn_1000_mixed_requests"
+)
+
 declare -a MATRIX_TIMES=()
 declare -a MATRIX_FAILED=()
 
@@ -139,8 +148,17 @@ run_partial_suites() {
   local venv="$1" ignores
   "$venv/bin/python" -c 'import asynclocal._storage as s, sys; assert s.SPEEDUPS, "C accelerator not built"; gil = getattr(sys, "_is_gil_enabled", lambda: True)(); print("   ", sys.version.split()[0], "C accelerator in use;", "GIL enabled" if gil else "GIL disabled")'
   ignores="$("$venv/bin/python" scripts/_suite_files.py "${MATRIX_CORE_SUITES[@]}" "${MATRIX_WEB_SUITES[@]}")"
+  local deselect=() test
+  if "$venv/bin/python" -c 'import sys, sysconfig; sys.exit(not sysconfig.get_config_var("Py_GIL_DISABLED"))'; then
+    for test in "${MATRIX_FREE_THREADED_DESELECT[@]}"; do
+      echo "DESELECTED $test on the free-threaded build: uvicorn+httpx drop connections under" \
+        "this load there without asynclocal too (see scripts/_matrix.sh)" >&2
+      deselect+=(--deselect "$test")
+    done
+  fi
   # shellcheck disable=SC2086  # one --ignore=path per word
-  "$venv/bin/pytest" -q -p no:cacheprovider "${MATRIX_CORE_SUITES[@]}" "${MATRIX_WEB_SUITES[@]}" $ignores
+  "$venv/bin/pytest" -q -p no:cacheprovider "${MATRIX_CORE_SUITES[@]}" "${MATRIX_WEB_SUITES[@]}" $ignores \
+    "${deselect[@]}"
 }
 
 # run_matrix PYTEST_ARGS...: everything after ruff and mypy. Fails (returns 1) at the end

@@ -14,6 +14,8 @@ from typing import Any
 
 import pytest
 
+pytest.importorskip("gevent", reason="gevent is not installed (no wheel for this interpreter)")
+
 ROOT = Path(__file__).resolve().parents[2]
 CHECKS = [
     "native_spawn_starts_empty",

@@ -154,6 +154,7 @@ def _aiohttp() -> Any:
 
 
 def _litestar() -> Any:
+    pytest.importorskip("litestar", reason="litestar is not installed (no wheel here)")
     from litestar import Litestar, Request, get
 
     from asynclocal.web.litestar import EXCEPTION_HANDLERS, wrap
