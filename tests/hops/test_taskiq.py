@@ -134,3 +134,32 @@ async def test_unserialisable_store_fails_at_send_naming_it(app: App) -> None:
         await app.record.kiq("never")
     await asyncio.sleep(0.05)
     assert "never" not in app.board.runs
+
+
+async def test_hostile_context_runs_the_task_as_a_root_and_logs_nothing_raw(
+    app: App, caplog: pytest.LogCaptureFixture
+) -> None:
+    import json
+    import logging
+
+    caplog.set_level(logging.DEBUG, logger="asynclocal")
+    hostile = ["a\r\nb", "x" * 10_000, "caf\u00e9", "a\x00b", "a b"]
+    for i, value in enumerate(hostile):
+        header = json.dumps(
+            {
+                "v": 1,
+                "carrier": {
+                    "x-request-id": value,
+                    "x-root-request-id": value,
+                    "traceparent": value,
+                },
+            }
+        )
+        await app.record.kicker().with_labels(asynclocal=header).kiq(f"h-{i}")
+    await app.record.kicker().with_labels(asynclocal="{not json " + hostile[0]).kiq("h-junk")
+    await await_count(app.board, len(hostile) + 1)
+    for runs in app.board.runs.values():
+        expect(runs[0], None, None)
+    ours = [r.getMessage() for r in caplog.records if r.name.startswith("asynclocal")]
+    for value in hostile:
+        assert not any(value in line for line in ours)
