@@ -2,19 +2,23 @@
 
 Run: ``.venv/bin/python benchmarks/bench_web.py [--quick]``
 
-A minimal Starlette app (one route answering ``ok``) is measured four ways:
+A minimal Starlette app (one route answering ``ok``) is measured five ways:
 bare; with ``asynclocal.web.asgi.RequestContextMiddleware`` (id from the
-header or generated, validation, echo, `RequestContext` in its storage, and
-`asynclocal.logging.ContextFilter` installed on the log handler); with
-``asgi_correlation_id.CorrelationIdMiddleware`` (and its log filter); with
-``starlette_context``'s ``RawContextMiddleware`` + ``RequestIdPlugin``.
+header or generated, validation, echo, trace continuation, `RequestContext`
+in its storage, and `asynclocal.logging.ContextFilter` installed on the log
+handler); with ``asgi_correlation_id.CorrelationIdMiddleware`` (and its log
+filter); with ``starlette_context``'s ``RawContextMiddleware`` +
+``RequestIdPlugin``; and with a minimal hand-written pure-ASGI id middleware
+(the floor: read or make an id, validate it, set a ContextVar, echo it).
 
 1. In-process: the ASGI app is called directly with a fake scope/receive/send,
-   many times; µs per request (best of many short interleaved rounds) and the
-   overhead over bare, with and without an incoming (valid UUID4) id.
-2. End to end: each app under uvicorn in its own subprocess on 127.0.0.1, a
-   fixed number of requests over a bounded number of keep-alive connections
-   from a minimal asyncio client; requests/s (best of the rounds, interleaved).
+   many times; µs per request (best of many short interleaved rounds), the
+   overhead over bare, and the time as a multiple of bare, with and without an
+   incoming (valid UUID4) id.
+2. End to end: each app under uvicorn in its own subprocess on 127.0.0.1,
+   loaded from another process: ``wrk`` when it is installed (Debian package
+   ``wrk``), else a minimal asyncio raw-socket client; requests/s (best of the
+   rounds, interleaved) and the ratio to bare.
 """
 
 from __future__ import annotations
@@ -24,10 +28,13 @@ import asyncio
 import logging
 import os
 import platform
+import re
+import shutil
 import subprocess
 import sys
 import time
 import uuid
+from contextvars import ContextVar
 from pathlib import Path
 from typing import Any
 
@@ -36,7 +43,48 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 
-VARIANTS = ("bare", "asynclocal", "asgi-correlation-id", "starlette-context")
+VARIANTS = ("bare", "asynclocal", "asgi-correlation-id", "starlette-context", "hand-written")
+PEERS = ("asgi-correlation-id", "starlette-context", "hand-written")
+
+_hand_id: ContextVar[str | None] = ContextVar("hand_written_request_id", default=None)
+_HAND_VALID = re.compile(r"[A-Za-z0-9\-._~:+=/]{1,128}").fullmatch
+
+
+class HandWrittenIdMiddleware:
+    """The floor: the least a correct pure-ASGI request-id middleware does."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        rid = None
+        for name, value in scope["headers"]:
+            if name == b"x-request-id":
+                rid = value.decode("latin-1")
+                break
+        if rid is None or _HAND_VALID(rid) is None:
+            rid = os.urandom(16).hex()
+        raw = rid.encode()
+
+        async def send_with_id(message: Any) -> None:
+            if message["type"] == "http.response.start":
+                message["headers"] = [*message.get("headers", ()), (b"x-request-id", raw)]
+            await send(message)
+
+        token = _hand_id.set(rid)
+        try:
+            await self.app(scope, receive, send_with_id)
+        finally:
+            _hand_id.reset(token)
+
+
+class HandWrittenFilter(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.request_id = _hand_id.get()
+        return True
 
 
 async def ok(request: Request) -> Response:
@@ -64,6 +112,9 @@ def build(variant: str) -> Any:
         from starlette_context.plugins import RequestIdPlugin
 
         app.add_middleware(RawContextMiddleware, plugins=(RequestIdPlugin(),))
+    elif variant == "hand-written":
+        handler.addFilter(HandWrittenFilter())
+        app.add_middleware(HandWrittenIdMiddleware)
     elif variant != "bare":
         raise SystemExit(f"unknown variant {variant!r}; choose from {', '.join(VARIANTS)}")
     return app
@@ -175,7 +226,29 @@ async def _load(port: int, total: int, concurrency: int) -> float:
     return per_connection * concurrency / (time.perf_counter() - start)
 
 
-def end_to_end(total: int, concurrency: int, rounds: int) -> dict[str, float]:
+def _wrk(port: int, seconds: float, concurrency: int) -> float:
+    """Requests/s `wrk` measured against the server on `port` (one wrk thread)."""
+    out = subprocess.run(
+        [
+            "wrk",
+            "-t1",
+            f"-c{concurrency}",
+            f"-d{seconds}s",
+            f"http://127.0.0.1:{port}/",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    match = re.search(r"Requests/sec:\s+([0-9.]+)", out)
+    if match is None or "Non-2xx" in out or "Socket errors" in out:
+        raise RuntimeError(f"unexpected wrk output:\n{out}")
+    return float(match.group(1))
+
+
+def end_to_end(
+    total: int, concurrency: int, rounds: int, use_wrk: bool, seconds: float
+) -> dict[str, float]:
     """Best requests/s per variant; all servers run at once and rounds interleave them."""
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1] / "src")}
     ports = {variant: _free_port() for variant in VARIANTS}
@@ -189,9 +262,14 @@ def end_to_end(total: int, concurrency: int, rounds: int) -> dict[str, float]:
     try:
         for port in ports.values():
             _wait_port(port)
+        for port in ports.values():  # warm up every server
+            asyncio.run(_load(port, 200, 4))
         for _ in range(rounds):
             for variant, port in ports.items():
-                rps = asyncio.run(_load(port, total, concurrency))
+                if use_wrk:
+                    rps = _wrk(port, seconds, concurrency)
+                else:
+                    rps = asyncio.run(_load(port, total, concurrency))
                 best[variant] = max(best.get(variant, 0.0), rps)
     finally:
         for proc in procs:
@@ -228,6 +306,7 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="fewer iterations")
     parser.add_argument("--no-e2e", action="store_true", help="skip the uvicorn part")
+    parser.add_argument("--no-wrk", action="store_true", help="load with the asyncio client")
     parser.add_argument("--serve", choices=VARIANTS, help=argparse.SUPPRESS)
     parser.add_argument("--port", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -239,33 +318,49 @@ def main(argv: list[str] | None = None) -> None:
     print(f"Python {platform.python_version()} on {platform.machine()}, {os.cpu_count()} CPUs")
     print(f"\nIn-process, through the ASGI interface (best of {rounds} rounds of {n} requests):\n")
     res = in_process(n, rounds)
-    rows = [["middleware", "µs/req (no id)", "overhead", "µs/req (incoming id)", "overhead"]]
+    rows = [
+        [
+            "middleware",
+            "µs/req (no id)",
+            "overhead",
+            "x bare",
+            "µs/req (incoming id)",
+            "overhead",
+            "x bare",
+        ]
+    ]
     for variant in VARIANTS:
         cells = [variant]
         for incoming in (False, True):
             us = res[(variant, incoming)]
             base = res[("bare", incoming)]
-            cells += [f"{us:.1f}", "-" if variant == "bare" else f"+{us - base:.1f} µs"]
+            cells += [
+                f"{us:.1f}",
+                "-" if variant == "bare" else f"+{us - base:.1f} µs",
+                f"{us / base:.2f}x",
+            ]
         rows.append(cells)
     print(_table(rows))
     for incoming in (False, True):
         over = {v: res[(v, incoming)] - res[("bare", incoming)] for v in VARIANTS[1:]}
-        ratios = ", ".join(
-            f"{over['asynclocal'] / over[peer]:.2f}x {peer}'s" for peer in VARIANTS[2:]
-        )
+        ratios = ", ".join(f"{over['asynclocal'] / over[peer]:.2f}x {peer}'s" for peer in PEERS)
         label = "incoming id" if incoming else "no id"
         print(f"  asynclocal overhead ({label}): {ratios}")
     if args.no_e2e:
         return
+    use_wrk = shutil.which("wrk") is not None and not args.no_wrk
     total, conc, e2e_rounds = (1_600, 16, 4) if args.quick else (3_200, 32, 8)
-    print(
-        f"\nEnd to end under uvicorn, {total} requests over {conc} connections "
-        f"(best of {e2e_rounds}):\n"
+    seconds = 2.0 if args.quick else 3.0
+    load = (
+        f"wrk, {conc} connections for {seconds:g} s"
+        if use_wrk
+        else f"{total} requests over {conc} connections from an asyncio client"
     )
-    e2e = end_to_end(total, conc, e2e_rounds)
+    print(f"\nEnd to end under uvicorn, {load} (best of {e2e_rounds}):\n")
+    e2e = end_to_end(total, conc, e2e_rounds, use_wrk, seconds)
     rows = [["middleware", "requests/s", "vs bare"]]
     for variant in VARIANTS:
-        rows.append([variant, f"{e2e[variant]:.0f}", f"{e2e[variant] / e2e['bare']:.2f}"])
+        rows.append([variant, f"{e2e[variant]:.0f}", f"{e2e[variant] / e2e['bare']:.2f}x"])
     print(_table(rows))
 
 

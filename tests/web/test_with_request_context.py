@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from asynclocal import current_request, request_id, with_request_context
+from asynclocal import AsyncLocalStorage, current_request, request_id, with_request_context
 from asynclocal.request import (
     InvalidRequestId,
     NoRequestContext,
@@ -172,3 +172,55 @@ def test_handler_exception_propagates_and_context_is_restored() -> None:
     with pytest.raises(LookupError, match="inner"):
         with_request_context({"x-request-id": "e-1"}, fail)
     assert request_id() is None
+
+
+# -- the handler runs in a new context: other storages stay inside it ------------------------
+
+_other: AsyncLocalStorage[str] = AsyncLocalStorage(name="tests.web.other")
+
+
+def test_enter_with_of_another_storage_stays_in_the_sync_handler() -> None:
+    seen: list[str | None] = []
+
+    def handler() -> None:
+        seen.append(_other.get_store())
+        _other.enter_with(f"set-by-{request_id()}")
+
+    with_request_context({"x-request-id": "one"}, handler)
+    assert _other.get_store() is None  # not the caller's
+    with_request_context({"x-request-id": "two"}, handler)
+    assert seen == [None, None]  # nor the next request's
+    assert _other.get_store() is None
+
+
+async def test_enter_with_of_another_storage_stays_in_the_async_handler() -> None:
+    seen: list[str | None] = []
+
+    async def handler() -> None:
+        seen.append(_other.get_store())
+        _other.enter_with(f"set-by-{request_id()}")
+        await asyncio.sleep(0)
+        assert _other.get_store() == f"set-by-{request_id()}"
+
+    await with_request_context({"x-request-id": "one"}, handler)
+    assert _other.get_store() is None
+    await with_request_context({"x-request-id": "two"}, handler)
+    assert seen == [None, None]
+    assert _other.get_store() is None
+    with pytest.raises(NoRequestContext):
+        current_request()
+
+
+async def test_concurrent_handlers_each_see_only_their_own_other_store() -> None:
+    async def handler(n: int) -> tuple[int, str | None, str | None]:
+        before = _other.get_store()
+        _other.enter_with(f"store-{n}")
+        await asyncio.sleep(0.001 * (n % 7))
+        return n, before, _other.get_store()
+
+    async def one(n: int) -> tuple[int, str | None, str | None]:
+        return await with_request_context({"x-request-id": f"c-{n}"}, lambda: handler(n))
+
+    results = await asyncio.gather(*(one(n) for n in range(60)))
+    assert all(before is None and after == f"store-{n}" for n, before, after in results)
+    assert _other.get_store() is None
