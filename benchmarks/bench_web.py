@@ -233,7 +233,7 @@ def _wrk(port: int, seconds: float, concurrency: int) -> float:
             "wrk",
             "-t1",
             f"-c{concurrency}",
-            f"-d{seconds}s",
+            f"-d{int(seconds)}s",
             f"http://127.0.0.1:{port}/",
         ],
         capture_output=True,

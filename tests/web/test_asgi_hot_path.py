@@ -26,7 +26,7 @@ def _slots(cls: type) -> set[str]:
 
 def _state(ctx: RequestContext, names: set[str]) -> dict[str, Any]:
     # Every slot must be set: a missing one raises AttributeError here.
-    return {name: object.__getattribute__(ctx, name) for name in sorted(names)}
+    return {name: getattr(ctx, name) for name in sorted(names)}
 
 
 def test_fast_constructor_sets_every_slot_as_init_does() -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import inspect
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from .._header_rules import header_problem
 from .._storage import AsyncLocalStorage
@@ -59,6 +59,7 @@ class RequestContext:
         "__weakref__",
         "_cookies",
         "_fields",
+        "_has_extras",
         "_response_callbacks",
         "_response_headers",
         "_span_id",
@@ -105,6 +106,21 @@ class RequestContext:
     _fields: dict[str, Any]
     _response_headers: list[tuple[str, str]]
     _response_callbacks: list[Callable[[], Iterable[tuple[str, str]]]]
+    _has_extras: bool
+
+    if not TYPE_CHECKING:  # mypy keeps checking attribute names
+
+        def __getattr__(self, name: str) -> Any:
+            # The request factory sets only what every request needs; the slots
+            # most requests never touch get `__init__`'s value on first read.
+            make = _LAZY_DEFAULTS.get(name)
+            if make is None:
+                raise AttributeError(
+                    f"{type(self).__name__!r} object has no attribute {name!r}", name=name, obj=self
+                )
+            value = make()
+            object.__setattr__(self, name, value)
+            return value
 
     def __init__(
         self,
@@ -129,26 +145,24 @@ class RequestContext:
             raise TypeError(
                 f"RequestContext(request_id) must be a non-empty str, got {request_id!r:.40}"
             )
-        _fill(
-            self,
-            request_id,
-            method,
-            path,
-            client,
-            {k.lower(): v for k, v in headers.items()} if headers else {},
-            root_request_id or request_id,
-            parent_request_id,
-        )
+        _fill_core(self, request_id, method, path, root_request_id or request_id, parent_request_id)
         self.route = route
+        self.client = client
+        self.headers = {k.lower(): v for k, v in headers.items()} if headers else {}
         self.user = user
         self.access_token = access_token
         self.refresh_token = refresh_token
         self._trace_id = trace_id
         self._span_id = span_id
+        self.parent_span_id = None
+        self.trace_flags = None
+        self.tracestate = None
+        self._cookies = None
+        self._fields = dict(fields) if fields else {}
+        self._response_headers = []
+        self._response_callbacks = []
         if started_at is not None:
             self.started_at = started_at
-        if fields:
-            self._fields = dict(fields)
 
     # -- response headers ---------------------------------------------------
 
@@ -167,6 +181,7 @@ class RequestContext:
         """
         _check_header(name, value)
         self._response_headers.append((name, value))
+        self._has_extras = True
 
     def on_response(self, callback: Callable[[], Iterable[tuple[str, str]]]) -> None:
         """Register `callback`, called when the response starts, returning headers to add.
@@ -178,6 +193,7 @@ class RequestContext:
                 f"RequestContext.on_response() expected a callable, got {type(callback).__name__}"
             )
         self._response_callbacks.append(callback)
+        self._has_extras = True
 
     def response_headers(self) -> list[tuple[str, str]]:
         """The headers the middleware must add now: added ones, then callbacks' (validated).
@@ -185,6 +201,8 @@ class RequestContext:
         A callback that raises or returns an invalid header is skipped, never
         breaking the response.
         """
+        if not self._has_extras:
+            return []
         headers = list(self._response_headers)
         for callback in self._response_callbacks:
             try:
@@ -321,40 +339,52 @@ class RequestContext:
 _set_route = RequestContext.__dict__["route"].__set__
 
 
-def _fill(
+def _fill_core(
     self: RequestContext,
     request_id: str,
     method: str,
     path: str,
-    client: str | None,
-    headers: Mapping[str, str],
     root_request_id: str,
     parent_request_id: str | None,
 ) -> None:
-    # The one place that sets every slot (but `route`): `__init__` and the
-    # request factory's `new_request_context` both come through here.
+    # What every context gets set at once; `__init__` sets the rest itself, the
+    # request factory leaves it to `_LAZY_DEFAULTS` (filled on first read).
     self.request_id = request_id
     self.method = method
     self.path = path
-    self.client = client
-    self.headers = headers
-    self.user = None
-    self.access_token = None
-    self.refresh_token = None
-    self._trace_id = None
-    self._span_id = None
-    self._trace_lazy = False
-    self.parent_span_id = None
-    self.trace_flags = None
-    self.tracestate = None
     self.root_request_id = root_request_id
     self.parent_request_id = parent_request_id
+    self._trace_lazy = False
+    self._has_extras = False
     self.started_at = _wall_clock()
     self.started_monotonic = _perf_counter()
-    self._cookies = None
-    self._fields = {}
-    self._response_headers = []
-    self._response_callbacks = []
+
+
+def _none() -> None:
+    return None
+
+
+#: `__init__`'s defaults for the slots the request factory leaves unset.
+_LAZY_DEFAULTS: dict[str, Callable[[], Any]] = {
+    "client": _none,
+    "headers": dict,
+    "user": _none,
+    "access_token": _none,
+    "refresh_token": _none,
+    "_trace_id": _none,
+    "_span_id": _none,
+    "parent_span_id": _none,
+    "trace_flags": _none,
+    "tracestate": _none,
+    "_cookies": _none,
+    "_fields": dict,
+    "_response_headers": list,
+    "_response_callbacks": list,
+}
+
+#: Passed for `client`/`headers` to `new_request_context`: leave the slot to a
+#: subclass's lazy reader (the ASGI context reads them from the scope).
+LAZY: Any = object()
 
 
 #: The names of the `RequestContext` constructor's arguments (``request_id`` included),
@@ -391,13 +421,17 @@ def new_request_context(
     """
     self = _new_object(cls)
     _set_route(self, None)  # the slot: AsgiRequestContext wraps it in a property
-    _fill(self, request_id, method, path, client, headers, root_request_id, parent_request_id)
+    _fill_core(self, request_id, method, path, root_request_id, parent_request_id)
+    if client is not LAZY:
+        self.client = client
+    if headers is not LAZY:
+        self.headers = headers
     return self
 
 
 def encoded_response_headers(ctx: RequestContext) -> list[tuple[bytes, bytes]]:
     """``ctx.response_headers()`` as ASGI ``(name, value)`` bytes, lower-case names; [] if none."""
-    if not ctx._response_headers and not ctx._response_callbacks:
+    if not ctx._has_extras:
         return []
     return [
         (name.lower().encode("latin-1"), value.encode("latin-1"))

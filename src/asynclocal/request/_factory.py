@@ -21,6 +21,7 @@ from .._fallback import reset_or_restore
 from .._options import checked_options
 from .._snapshot import run_coroutine_in
 from ._context import (
+    LAZY,
     RequestContext,
     encoded_response_headers,
     new_request_context,
@@ -102,6 +103,21 @@ class AsgiRequestContext(RequestContext):
     @route.setter
     def route(self, value: str | None) -> None:
         _RouteDescriptor.__set__(self, value)
+
+    if not TYPE_CHECKING:
+
+        def __getattr__(self, name: str) -> Any:
+            # `headers` and `client` come from the scope on first read (most
+            # requests never read them; the request id is decided without them).
+            if name == "headers":
+                value = _LazyHeaders(self._scope.get("headers") or ())
+            elif name == "client":
+                peer = self._scope.get("client")
+                value = f"{peer[0]}:{peer[1]}" if peer else None
+            else:
+                return RequestContext.__getattr__(self, name)
+            object.__setattr__(self, name, value)
+            return value
 
 
 _as_bytes: dict[frozenset[str], frozenset[bytes]] = {}
@@ -446,8 +462,8 @@ class RequestContextFactory:
             host,
             scope.get("method", "GET"),
             scope.get("path", ""),
-            f"{host}:{client[1]}" if client else None,
-            _LazyHeaders(raw),
+            LAZY,
+            LAZY,
             continues,
         )
         ctx._scope = scope

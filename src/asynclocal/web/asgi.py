@@ -36,13 +36,12 @@ from weakref import ref as _weakref
 
 from .._options import checked_options
 from ..logging import AccessLog
-from ..request._context import RequestContext, RequestRejected
+from ..request._context import RequestContext, RequestRejected, request_storage
 from ..request._factory import (
     SERVER_KEY,
     OnRequest,
     RequestContextFactory,
     build_factory,
-    enter_request,
     leave_request,
     served_by_outer,
 )
@@ -147,6 +146,7 @@ class RequestContextMiddleware:
             reuse_request_id=reuse_request_id,
         )
         self._header = self.factory.policy.header_bytes
+        self._var = request_storage.context_var
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         kind = scope["type"]
@@ -192,7 +192,8 @@ class RequestContextMiddleware:
                     started = True
             await send(message)
 
-        token = enter_request(ctx)
+        var = self._var
+        token = var.set(ctx)  # enter_request(ctx), inlined
         try:
             try:
                 pending = factory.start(ctx)
@@ -221,7 +222,10 @@ class RequestContextMiddleware:
         finally:
             if meter is not None:
                 meter.finish(ctx)
-            leave_request(token, ctx)
+            try:
+                var.reset(token)
+            except ValueError:  # resumed in another context: put the old value back
+                leave_request(token, ctx)
 
     def _own_headers(
         self, ctx: RequestContext, extra: Iterable[tuple[str, str]]
