@@ -31,6 +31,8 @@ setup_system_packages() {
   local need=()
   command -v redis-server >/dev/null 2>&1 || need+=(redis-server)
   command -v nats-server >/dev/null 2>&1 || need+=(nats-server)
+  # wrk: the end-to-end load generator of benchmarks/bench_web.py.
+  command -v wrk >/dev/null 2>&1 || need+=(wrk)
   if ! command -v rabbitmq-server >/dev/null 2>&1 && [ ! -x /usr/lib/rabbitmq/bin/rabbitmq-server ]; then
     need+=(rabbitmq-server)
   fi

@@ -151,3 +151,52 @@ def test_django_settings_keys_are_checked() -> None:
         middleware = RequestContextMiddleware(get_response)
     assert middleware.factory.header == "X-Corr"
     assert middleware.factory.continue_trace is False
+
+
+def test_propagation_configure_id_settings_are_deprecated() -> None:
+    from asynclocal import propagation
+
+    try:
+        with pytest.deprecated_call(match="RequestIdPolicy"):
+            propagation.configure(reuse_request_id=True)
+        with pytest.deprecated_call(match="RequestIdPolicy"):
+            propagation.configure(id_generator=lambda: "hop-1")
+    finally:
+        propagation.reset_config()
+
+
+def test_propagation_install_sets_the_default_only_for_factories_that_do_not_say() -> None:
+    from asynclocal import propagation
+
+    headers = {"traceparent": "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"}
+    unset, on, off = (
+        RequestContextFactory(),
+        RequestContextFactory(continue_trace=True),
+        RequestContextFactory(continue_trace=False),
+    )
+    assert propagation.installed()
+    try:
+        propagation.uninstall()
+        assert not propagation.installed()
+        assert unset.from_headers(headers).trace_id != "0af7651916cd43dd8448eb211c80319c"
+        assert on.from_headers(headers).trace_id == "0af7651916cd43dd8448eb211c80319c"
+    finally:
+        propagation.install()
+    assert unset.from_headers(headers).trace_id == "0af7651916cd43dd8448eb211c80319c"
+    assert off.from_headers(headers).trace_id != "0af7651916cd43dd8448eb211c80319c"
+
+
+def test_importing_asynclocal_installs_nothing() -> None:
+    import subprocess
+    import sys
+
+    code = (
+        "import asynclocal, asynclocal.web.asgi, asynclocal.propagation\n"
+        "from asynclocal.request import _context\n"
+        "assert _context._initializers == (), _context._initializers\n"
+        "print('ok')\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60
+    )
+    assert out.stdout.strip() == "ok"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import warnings
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -111,12 +112,28 @@ def configure(
     Settings not passed keep their value. The change is atomic: a concurrent
     `inject` sees either the old or the new configuration.
 
+    ``reuse_request_id`` and ``id_generator`` are deprecated here (a
+    `DeprecationWarning`): the request id is decided by the middleware's
+    `asynclocal.request.RequestIdPolicy` (``reuse_request_id=``,
+    ``generator=``); these settings now only reach `continue_request` and
+    `continue_context` called without a policy.
+
     Raises:
         ValueError: a header name, baggage field or target pattern is malformed.
         TypeError: a setting has the wrong type.
     """
     global _config
     changes: dict[str, Any] = {}
+    for old, new in (("reuse_request_id", reuse_request_id), ("id_generator", id_generator)):
+        if new is not _UNSET:
+            warnings.warn(
+                f"propagation.configure({old}=...) is deprecated: the request id belongs to "
+                "the RequestIdPolicy of each middleware (RequestIdPolicy(reuse_request_id=..., "
+                "generator=...)); here it only reaches continue_request/continue_context "
+                "called without a policy",
+                DeprecationWarning,
+                stacklevel=2,
+            )
     if request_id_header is not _UNSET:
         changes["request_id_header"] = _check_header("request_id_header", request_id_header)
     if root_request_id_header is not _UNSET:
