@@ -108,9 +108,15 @@ def _patched_subscribe(original: Callable[..., Awaitable[Any]]) -> Callable[...,
     @functools.wraps(original)
     async def subscribe(self: Any, subject: str, *args: Any, **kwargs: Any) -> Any:
         cb = kwargs.get("cb")
-        if cb is not None:
+        # The client's own subscriptions (the reply inbox of request()) are not messages
+        # for the app: their callbacks only hand replies to waiting requests.
+        if cb is not None and getattr(cb, "__self__", None) is not self:
             kwargs["cb"] = _wrap_callback(cb)
-        elif len(args) >= 2 and args[1] is not None:  # subscribe(subject, queue, cb, ...)
+        elif (
+            len(args) >= 2
+            and args[1] is not None
+            and getattr(args[1], "__self__", None) is not self
+        ):  # subscribe(subject, queue, cb, ...)
             args = (args[0], _wrap_callback(args[1]), *args[2:])
         return await original(self, subject, *args, **kwargs)
 
