@@ -23,6 +23,8 @@ def _wsgi_app(environ: Any, start_response: Any) -> list[bytes]:  # pragma: no c
 
 def _setups() -> list[tuple[str, Callable[..., Any], Callable[..., Any]]]:
     """(name, callable, call(**options)) for every public setup that takes options."""
+    for framework in ("aiohttp", "flask", "litestar", "starlette"):
+        pytest.importorskip(framework, reason=f"{framework} is not installed (no wheel here)")
     from aiohttp import web as aioweb
     from flask import Flask
     from litestar import Litestar
