@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from .._fallback import reset_or_restore
 from .._options import checked_options
 from .._snapshot import run_coroutine_in
+from . import _context as _context_module
 from ._context import (
     LAZY,
     RequestContext,
@@ -28,7 +29,7 @@ from ._context import (
     request_storage,
     run_request_initializers,
 )
-from ._ids import Network, RequestIdPolicy
+from ._ids import Network, RequestIdPolicy, generate_request_id
 
 if TYPE_CHECKING:
     from ..propagation._continue import _Continuer
@@ -444,28 +445,55 @@ class RequestContextFactory:
         if continues is None:
             continues = _continue_default
         wanted = self._wanted if continues else self._wanted_ids
-        found: dict[str, list[str]] | None = None
+        found: dict[str, str] | None = None
+        repeats: dict[str, list[str]] | None = None
         raw = scope.get("headers") or ()
         for name, value in raw:
             key = wanted.get(name)
             if key is not None:
+                text = value.decode("latin-1")
                 if found is None:
-                    found = {}
-                # A repeated header is joined as WSGI servers and Django do; for the
-                # id header no validator accepts the result: it counts as invalid.
-                found.setdefault(key, []).append(value.decode("latin-1"))
+                    found = {key: text}
+                elif key not in found:
+                    found[key] = text
+                else:
+                    # A repeated header is joined as WSGI servers and Django do (once,
+                    # below: linear); for the id header no validator accepts the
+                    # result, so it counts as invalid.
+                    if repeats is None:
+                        repeats = {}
+                    repeats.setdefault(key, [found[key]]).append(text)
         client = scope.get("client")
-        host = client[0] if client else None
-        ctx = self._build(
-            AsgiRequestContext,
-            None if found is None else {k: ", ".join(v) for k, v in found.items()},
-            host,
-            scope.get("method", "GET"),
-            scope.get("path", ""),
-            LAZY,
-            LAZY,
-            continues,
-        )
+        if found is None:
+            # The common case, spelled out: nothing came in that the policy governs.
+            policy = self.policy
+            rid = generate_request_id() if policy._default_generator else policy.new_id()
+            ctx = new_request_context(
+                AsgiRequestContext,
+                rid,
+                scope.get("method", "GET"),
+                scope.get("path", ""),
+                LAZY,
+                LAZY,
+                rid,
+                None,
+            )
+            if continues:
+                (self._continuer or self._trace()).start(ctx)
+        else:
+            if repeats is not None:
+                for key, parts in repeats.items():
+                    found[key] = ", ".join(parts)
+            ctx = self._build(
+                AsgiRequestContext,
+                found,
+                client[0] if client else None,
+                scope.get("method", "GET"),
+                scope.get("path", ""),
+                LAZY,
+                LAZY,
+                continues,
+            )
         ctx._scope = scope
         return ctx
 
@@ -589,7 +617,8 @@ class RequestContextFactory:
 
         Call it with `ctx` already visible (inside ``request_storage.scope(ctx)``).
         """
-        run_request_initializers(ctx)
+        if _context_module._initializers:
+            run_request_initializers(ctx)
         hook = self.on_request
         if hook is None:
             return None

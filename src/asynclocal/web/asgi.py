@@ -169,6 +169,7 @@ class RequestContextMiddleware:
             send = meter.wrap_asgi_send(send)
         started = False
         header = self._header
+        header_length = len(header)
 
         async def send_with_id(message: Message) -> None:
             nonlocal started
@@ -180,7 +181,8 @@ class RequestContextMiddleware:
                     # (A plain loop: cheaper than a comprehension on Python 3.11.)
                     headers = []
                     for pair in message.get("headers", ()):
-                        if pair[0].lower() != header:
+                        name = pair[0]
+                        if len(name) != header_length or name.lower() != header:
                             headers.append(pair)
                     headers.append((header, ctx.request_id.encode()))
                     headers.extend(factory.extra_asgi_headers(ctx))
