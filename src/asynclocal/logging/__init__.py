@@ -24,7 +24,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from asynclocal.logging._access import AccessLog, AccessMeter
+from asynclocal.logging._access import AccessLog
+from asynclocal.logging._access import AccessMeter as AccessMeter  # for web integrations
 from asynclocal.logging._factory import (
     capture_at_creation,
     capturing_at_creation,
@@ -52,7 +53,6 @@ __all__ = [
     "REDACTED",
     "STANDARD_FIELDS",
     "AccessLog",
-    "AccessMeter",
     "ContextFilter",
     "Formatter",
     "Redactor",
