@@ -24,8 +24,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from asynclocal.logging._access import AccessLog
-from asynclocal.logging._access import AccessMeter as AccessMeter  # for web integrations
+from asynclocal.logging._access import AccessLog, AccessMeter
 from asynclocal.logging._factory import (
     capture_at_creation,
     capturing_at_creation,
@@ -53,6 +52,7 @@ __all__ = [
     "REDACTED",
     "STANDARD_FIELDS",
     "AccessLog",
+    "AccessMeter",
     "ContextFilter",
     "Formatter",
     "Redactor",
