@@ -18,7 +18,7 @@ from asynclocal.logging._fields import (
     created_here,
     values_of,
 )
-from asynclocal.logging._format import cleaned_record, cleaning_formatter
+from asynclocal.logging._format import SOURCE_ATTR, cleaned_record, cleaning_formatter
 from asynclocal.logging._redact import Redactor
 from asynclocal.request import request_storage
 
@@ -147,7 +147,11 @@ class ContextFilter(logging.Filter):
     def _done(self, record: logging.LogRecord) -> bool:
         if self._cleans:
             # Python 3.12+: a returned record replaces this one for this handler only.
-            return cast("bool", cleaned_record(record, self.redactor, self.escape, None)[0])
+            # Formatters of this package clean the original themselves (SOURCE_ATTR).
+            copy = cleaned_record(record, self.redactor, self.escape, None)[0]
+            if copy is not record:
+                copy.__dict__[SOURCE_ATTR] = (record, copy.msg)
+            return cast("bool", copy)
         return True
 
 

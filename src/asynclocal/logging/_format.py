@@ -16,7 +16,29 @@ from typing import Any, Literal
 from asynclocal.logging._fields import _RECORD_ATTRS, ID_FIELDS
 from asynclocal.logging._redact import Redactor, escape_control, resolve_redactor
 
-__all__ = ["Formatter", "cleaned_record", "cleaning_formatter"]
+__all__ = ["SOURCE_ATTR", "Formatter", "cleaned_record", "cleaning_formatter", "original_of"]
+
+#: On a cleaned copy a `ContextFilter` hands its handler (Python 3.12+): ``(original, msg)``,
+#: the record it was made from and the copy's own message. This package's formatters clean
+#: that original themselves, in their own way (JSON escapes by itself; text escapes control
+#: characters), so nothing is cleaned twice.
+SOURCE_ATTR = "_asynclocal_source"
+
+
+def original_of(record: logging.LogRecord) -> logging.LogRecord:
+    """The record a filter's cleaned copy was made from, or `record` itself.
+
+    Only while the copy is unchanged: a copy that was prepared further (a
+    ``QueueHandler`` puts its formatted, masked message in ``msg``) is used as
+    it is, so a listener thread never formats the unmasked original.
+    """
+    source = record.__dict__.get(SOURCE_ATTR)
+    if type(source) is tuple and len(source) == 2 and source[1] is record.msg:
+        original = source[0]
+        if isinstance(original, logging.LogRecord):
+            return original
+    return record
+
 
 _FIELD_RES: dict[type[logging.PercentStyle], re.Pattern[str]] = {
     logging.PercentStyle: re.compile(r"%\((\w+)\)"),
@@ -165,6 +187,7 @@ class Formatter(logging.Formatter):
         self._uses_time = self.usesTime()
 
     def format(self, record: logging.LogRecord) -> str:
+        record = original_of(record)
         redactor, escape = self.redactor, self.escape
         if redactor is None and not escape:
             return super().format(record)
@@ -231,7 +254,12 @@ class _CleaningFormatter(logging.Formatter):
 
     def format(self, record: logging.LogRecord) -> str:
         rec, _ = cleaned_record(
-            record, self.redactor, self.escape, None, formatter=self.inner, keep_exc_info=False
+            original_of(record),
+            self.redactor,
+            self.escape,
+            None,
+            formatter=self.inner,
+            keep_exc_info=False,
         )
         return self.inner.format(rec)
 

@@ -20,6 +20,7 @@ from asynclocal.logging._fields import (
     captured_for,
     check_options,
 )
+from asynclocal.logging._format import original_of
 from asynclocal.logging._redact import Redactor
 
 __all__ = ["DEFAULT_JSON_FIELDS", "JsonFormatter"]
@@ -86,6 +87,10 @@ class JsonFormatter(_BaseJsonFormatter):
         self.placeholder = placeholder
         renamed = set(self.rename_fields.values())
         self._safe_keys = frozenset(k for k in _SAFE_ATTRS if k not in renamed)
+
+    def format(self, record: logging.LogRecord) -> str:
+        # A filter's cleaned copy holds text-escaped values: JSON starts from the original.
+        return super().format(original_of(record))
 
     def add_fields(
         self, log_data: dict[str, Any], record: logging.LogRecord, message_dict: dict[str, Any]
