@@ -209,7 +209,15 @@ def test_tracestate_accepts_only_the_grammar_and_stays_bounded(value: str) -> No
     if reference is None or len(reference) > w3c.TRACESTATE_MAX_MEMBERS or not reference:
         assert out is None, repr(value)
         return
-    assert out is not None, repr(value)
+    first: dict[str, str] = {}
+    for key, val in reference:
+        first.setdefault(key, val)
+    if out is None:
+        # Cutting to the bound removed everything: one member, longer than the bound.
+        assert len(first) == 1, repr(value)
+        ((only_key, only_value),) = first.items()
+        assert len(only_key) + 1 + len(only_value) > w3c.TRACESTATE_MAX_LENGTH
+        return
     assert len(out) <= w3c.TRACESTATE_MAX_LENGTH
     members = [tuple(m.split("=", 1)) for m in out.split(",")]
     assert len(members) <= w3c.TRACESTATE_MAX_MEMBERS
@@ -219,15 +227,17 @@ def test_tracestate_accepts_only_the_grammar_and_stays_bounded(value: str) -> No
         assert ref_ts_key(key)
         assert ref_ts_value(val)
     # whole members of the input, in their order; the first of duplicated keys
-    first: dict[str, str] = {}
-    for key, val in reference:
-        first.setdefault(key, val)
     assert all(first[k] == v for k, v in members)
     order = list(first)
     assert [order.index(k) for k in keys] == sorted(order.index(k) for k in keys)
     unique_length = sum(len(k) + len(v) + 1 for k, v in first.items()) + len(first) - 1
     if unique_length <= w3c.TRACESTATE_MAX_LENGTH:
         assert members == list(first.items())  # nothing cut when it fits
+
+
+def test_a_lone_member_longer_than_the_bound_leaves_no_tracestate() -> None:
+    # 1 + 255 key characters, "=", 256 value characters: 513 > 512, and nothing else to keep.
+    assert w3c.parse_tracestate("a" + "0" * 255 + "=" + "0" * 255 + "!") is None
 
 
 # -- baggage ----------------------------------------------------------------------

@@ -189,9 +189,9 @@ def parse_tracestate(header: object) -> str | None:
             continue
         seen.add(key)
         members.append(member)
-    if not members:
-        return None
-    return ",".join(_truncate_tracestate(members))
+    # A lone member longer than the whole bound is cut too: then nothing is left.
+    kept = _truncate_tracestate(members)
+    return ",".join(kept) if kept else None
 
 
 def valid_baggage_key(key: object) -> bool:
