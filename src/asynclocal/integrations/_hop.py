@@ -10,7 +10,8 @@ causation chain, no baggage).
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+import contextlib
+from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
 from ..errors import RequestRejected
@@ -31,6 +32,7 @@ __all__ = [
     "activate_message",
     "build_context",
     "message_headers",
+    "message_scope",
     "metadata_text",
     "outgoing_pairs",
 ]
@@ -191,3 +193,24 @@ def activate_message(
         activation.undo()
         restore(None, task_id=request_id, task_name=name, set_var=activation.set_var, method=method)
     return activation
+
+
+@contextlib.contextmanager
+def message_scope(
+    headers: Mapping[str, Any] | None,
+    *,
+    message_id: object,
+    name: str,
+    method: str,
+) -> Iterator[RequestContext]:
+    """`activate_message` for the length of a block; yields the message's `RequestContext`.
+
+    The previous context is put back when the block ends, however it ends.
+    """
+    activation = activate_message(headers, message_id=message_id, name=name, method=method)
+    try:
+        ctx = request_storage.get_store()
+        assert ctx is not None
+        yield ctx
+    finally:
+        activation.undo()

@@ -51,8 +51,8 @@ except ImportError as exc:  # pragma: no cover - exercised only without the extr
     ) from exc
 
 from .._patching import Patches
-from ..request import RequestContext, request_storage
-from ._hop import activate_message, message_headers
+from ..request import RequestContext
+from ._hop import message_headers, message_scope
 from ._queue import HEADER, ContextNotSerializableError, check_fields
 
 __all__ = [
@@ -74,18 +74,13 @@ def message_context(message: AbstractIncomingMessage) -> Iterator[RequestContext
     Yields the message's `RequestContext`; everything is put back when the
     block ends. Never raises because of the message's headers.
     """
-    activation = activate_message(
+    with message_scope(
         message.headers,
         message_id=message.message_id,
         name=str(message.routing_key or ""),
         method="AMQP",
-    )
-    try:
-        ctx = request_storage.get_store()
-        assert ctx is not None
+    ) as ctx:
         yield ctx
-    finally:
-        activation.undo()
 
 
 def _wrap_callback(

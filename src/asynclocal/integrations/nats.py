@@ -46,8 +46,8 @@ except ImportError as exc:  # pragma: no cover - exercised only without the extr
     ) from exc
 
 from .._patching import Patches
-from ..request import RequestContext, request_storage
-from ._hop import activate_message, message_headers
+from ..request import RequestContext
+from ._hop import message_headers, message_scope
 from ._queue import HEADER, ContextNotSerializableError, check_fields
 
 __all__ = [
@@ -69,15 +69,8 @@ def message_context(msg: Msg) -> Iterator[RequestContext]:
     Everything is put back when the block ends. Never raises because of the
     message's headers.
     """
-    activation = activate_message(
-        msg.headers, message_id=None, name=str(msg.subject), method="NATS"
-    )
-    try:
-        ctx = request_storage.get_store()
-        assert ctx is not None
+    with message_scope(msg.headers, message_id=None, name=str(msg.subject), method="NATS") as ctx:
         yield ctx
-    finally:
-        activation.undo()
 
 
 def _wrap_callback(cb: Callable[[Msg], Awaitable[None]]) -> Callable[[Msg], Awaitable[None]]:
